@@ -1,0 +1,50 @@
+# mmrec: `make demo` runs the main job, `make test` the test suite. Both install what
+# they need first: ffmpeg (apt-get, when missing) and the Python stack into .venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_LIB ?= demo_library
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install ffmpeg lint lock clean
+
+demo: install
+	$(BIN)/mmrec samples $(DEMO_LIB)
+	$(BIN)/mmrec probe $(DEMO_LIB) --segments
+
+test: install
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+# The lock file (pip freeze on Python 3.11) is applied as a constraint; uv is used when
+# it installs, plain pip otherwise. --no-cache keeps small disks from filling up.
+$(STAMP): pyproject.toml requirements.lock
+	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || $(MAKE) ffmpeg
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --no-cache-dir --disable-pip-version-check uv \
+		|| echo "uv unavailable: installing with pip"
+	@if [ -x $(BIN)/uv ]; then \
+		$(BIN)/uv pip install --no-cache --python $(BIN)/python -c requirements.lock -e '.[dev]'; \
+	else \
+		$(BIN)/python -m pip install --no-cache-dir -c requirements.lock -e '.[dev]'; \
+	fi
+	@touch $@
+
+ffmpeg:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg
+
+lint: install
+	$(BIN)/ruff check mmrec extractors kernels benchmarks tests
+
+# Refresh the lock after changing dependencies (numpy stays unpinned: the GPU
+# machines run Python 3.12, where newer numpy releases apply).
+lock: install
+	$(BIN)/uv pip freeze --python $(BIN)/python --exclude-editable \
+		| grep -v -i -E '^(numpy|uv)==' > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_LIB) mmrec.lance .pytest_cache

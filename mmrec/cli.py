@@ -1,0 +1,52 @@
+"""The `mmrec` command line: a thin click group over the library; every command lives in
+mmrec.commands and calls one library function."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mmrec import __version__
+from mmrec.commands.probe_cmd import probe_command
+from mmrec.commands.samples_cmd import samples_command
+from mmrec.errors import MmrecError
+
+
+class _Group(click.Group):
+    """Turns MmrecError into a one-line message and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MmrecError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mmrec")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """mmrec: multimodal search and recommendation for audio and video libraries."""
+    from rich.logging import RichHandler
+
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+
+
+main.add_command(probe_command)
+main.add_command(samples_command)
+
+
+def _add_optional_commands() -> None:
+    try:
+        from mmrec.commands.extractors_cmd import extractors_command
+    except ImportError:  # extractor layer not installed in this build
+        return
+    main.add_command(extractors_command)
+
+
+_add_optional_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""`mmrec samples`: generate the small sample library used by the demo and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mmrec.commands.console import console
+from mmrec.samples import make_sample_library
+
+
+@click.command("samples")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Regenerate files that already exist.")
+@click.option("--broken/--no-broken", default=True, show_default=True,
+              help="Also write a truncated download, to show how bad input is reported.")
+def samples_command(directory: Path, overwrite: bool, broken: bool) -> None:
+    """Generate a sample library of videos, audio files and sidecar text with ffmpeg."""
+    paths = make_sample_library(directory, overwrite=overwrite, include_broken=broken)
+    console.print(f"{len(paths)} sample files in {directory}")

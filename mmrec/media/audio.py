@@ -1,0 +1,119 @@
+"""Audio decoding to mono float32 at a requested rate, streamed in fixed windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmrec.errors import ConfigError, DecodeError, NoMediaStreamError, TruncatedMediaError
+from mmrec.media.probe import MediaInfo, probe
+from mmrec.media.runner import StreamingProcess, decode_timeout, find_tool, read_exact
+
+DEFAULT_SAMPLE_RATE = 48_000
+DEFAULT_WINDOW_S = 10.0
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """Samples of [start, end) seconds; the last window of a file may be shorter."""
+
+    index: int
+    start: float
+    end: float
+    samples: np.ndarray  # float32 [n], mono, in [-1, 1]
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    info: MediaInfo
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _build_args(path: str, info: MediaInfo, sample_rate: int, max_seconds: float | None) -> list[str]:
+    import ffmpeg  # lazy: keep `import mmrec` free of ffmpeg bindings
+
+    if not info.audio:
+        raise NoMediaStreamError(path, "no audio stream to decode (video-only file)")
+    out_kwargs: dict[str, object] = {"format": "f32le", "ac": 1, "ar": sample_rate}
+    if max_seconds is not None:
+        out_kwargs["t"] = max_seconds
+    out = ffmpeg.output(ffmpeg.input(path)[str(info.audio[0].index)], "pipe:", **out_kwargs).global_args(
+        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"
+    )
+    return out.compile(cmd=find_tool("ffmpeg"))
+
+
+def iter_audio_windows(
+    path: str | Path,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    window_s: float = DEFAULT_WINDOW_S,
+    info: MediaInfo | None = None,
+    max_seconds: float | None = None,
+    timeout: float | None = None,
+) -> Iterator[AudioWindow]:
+    """Stream the first audio stream as mono windows of window_s seconds.
+
+    Memory stays bounded by one window whatever the file's length. The last window
+    holds what is left (shorter); padding it is the consumer's choice.
+
+    Raises:
+        the probe() errors; NoMediaStreamError for a video-only file; DecodeError;
+        TruncatedMediaError; FfmpegTimeoutError.
+    """
+    if sample_rate <= 0 or window_s <= 0:
+        raise ConfigError(f"sample_rate and window_s must be > 0, got {sample_rate}, {window_s}")
+    info = info or probe(path)
+    args = _build_args(str(path), info, sample_rate, max_seconds)
+    win = max(1, int(round(window_s * sample_rate)))
+    total = 0
+    with StreamingProcess(args, path, timeout or decode_timeout(info.duration)) as proc:
+        index = 0
+        while True:
+            data = read_exact(proc.stdout, win * 4)
+            n = len(data) // 4
+            if n == 0:
+                break
+            samples = np.frombuffer(data[: n * 4], dtype="<f4").astype(np.float32)
+            start = total / sample_rate
+            total += n
+            yield AudioWindow(index, start, total / sample_rate, samples, sample_rate)
+            index += 1
+        code = proc.finish()
+        tail = proc.stderr_tail
+    if code != 0:
+        reason = tail.splitlines()[-1] if tail else f"ffmpeg exited with code {code}"
+        raise DecodeError(path, f"audio decoding failed ({reason})", tail)
+    if total == 0:
+        raise DecodeError(path, "no audio sample could be decoded", tail)
+    expected = info.audio[0].duration or info.duration
+    if max_seconds is not None and expected:
+        expected = min(expected, max_seconds)
+    decoded = total / sample_rate
+    if expected and decoded < 0.9 * expected - 1.0:
+        raise TruncatedMediaError(
+            path,
+            f"audio decodes only to {decoded:.1f}s of the announced {expected:.1f}s "
+            "(truncated or corrupt file)",
+            tail,
+        )
+
+
+def decode_audio(
+    path: str | Path,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    info: MediaInfo | None = None,
+    max_seconds: float | None = None,
+) -> DecodedAudio:
+    """The whole first audio stream (or its first max_seconds) as one mono array."""
+    info = info or probe(path)
+    parts = [w.samples for w in iter_audio_windows(path, sample_rate, 60.0, info, max_seconds)]
+    return DecodedAudio(info, np.concatenate(parts), sample_rate)

@@ -1,0 +1,153 @@
+"""Run ffmpeg/ffprobe as subprocesses with a time limit and a bounded stderr tail.
+
+ffmpeg-python builds the command lines; this module owns the process: it finds the
+binary, enforces the timeout with a watchdog, drains stderr on a thread (so a chatty
+ffmpeg never blocks on a full pipe) and turns failures into typed MediaErrors.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+from mmrec.errors import FfmpegMissingError, FfmpegTimeoutError
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 20
+DEFAULT_PROBE_TIMEOUT_S = 30.0
+
+
+def find_tool(tool: str) -> str:
+    """Absolute path of ffmpeg/ffprobe, or FfmpegMissingError with the install hint."""
+    found = shutil.which(tool)
+    if found is None:
+        raise FfmpegMissingError(tool)
+    return found
+
+
+def decode_timeout(duration: float | None) -> float:
+    """Default wall-clock limit for decoding a file of this duration (sampled decode is
+    much faster than real time; the limit only catches hangs)."""
+    return 120.0 + 2.0 * (duration or 0.0)
+
+
+def run_to_end(args: Sequence[str], path: str | Path, timeout: float) -> tuple[bytes, str, int]:
+    """Run a short command to completion; return (stdout, stderr, returncode)."""
+    try:
+        proc = subprocess.run(
+            list(args), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as e:
+        tail = _tail_text((e.stderr or b"").decode("utf-8", "replace"))
+        raise FfmpegTimeoutError(path, f"{Path(args[0]).name} timed out after {timeout:.0f}s", tail) from e
+    return proc.stdout, proc.stderr.decode("utf-8", "replace"), proc.returncode
+
+
+def _tail_text(text: str, n: int = STDERR_TAIL_LINES) -> str:
+    return "\n".join(text.strip().splitlines()[-n:])
+
+
+class StreamingProcess:
+    """An ffmpeg process whose stdout is read incrementally by the caller.
+
+    A watchdog kills it after ``timeout`` seconds; a thread drains stderr, feeding
+    each line to ``on_stderr_line`` (which returns True for lines it consumed, e.g.
+    showinfo timestamps) and keeping the last other lines as the error tail.
+    Use as a context manager so the process is always reaped.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        path: str | Path,
+        timeout: float,
+        on_stderr_line: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.path = str(path)
+        self.timeout = timeout
+        self._on_line = on_stderr_line
+        self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.timed_out = False
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        self._stderr_done = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        self._watchdog = threading.Timer(timeout, self._kill_for_timeout)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        try:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                if self._on_line is not None and self._on_line(line):
+                    continue
+                if line:
+                    self._tail.append(line)
+        finally:
+            self._stderr_done.set()
+
+    def _kill_for_timeout(self) -> None:
+        self.timed_out = True
+        self.proc.kill()
+
+    def wait_stderr(self, timeout: float | None = None) -> bool:
+        """Block until stderr is fully drained (the process closed it)."""
+        return self._stderr_done.wait(timeout)
+
+    @property
+    def stderr_tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def finish(self) -> int:
+        """Wait for exit; raise FfmpegTimeoutError if the watchdog fired."""
+        code = self.proc.wait()
+        self._watchdog.cancel()
+        self._stderr_done.wait(5.0)
+        if self.timed_out:
+            raise FfmpegTimeoutError(
+                self.path, f"ffmpeg timed out after {self.timeout:.0f}s", self.stderr_tail
+            )
+        return code
+
+    def close(self) -> None:
+        self._watchdog.cancel()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> StreamingProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_exact(stream: IO[bytes], nbytes: int) -> bytes:
+    """Read up to nbytes, looping over short pipe reads; shorter only at EOF."""
+    buf = bytearray()
+    while len(buf) < nbytes:
+        chunk = stream.read(nbytes - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
