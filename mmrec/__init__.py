@@ -12,6 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Catalog": "mmrec.catalog",
     "probe": "mmrec.media",
     "MediaInfo": "mmrec.media",
     "FramePolicy": "mmrec.media",

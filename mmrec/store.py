@@ -1,0 +1,285 @@
+"""LanceDB storage of a catalog: items, segments, errors and catalog metadata.
+
+The store knows Arrow and NumPy, never torch. Writes are batched upserts
+(`merge_insert` on the key), so a rerun never duplicates rows and a kill loses at
+most the batch in flight. An item's segments are written before its item row: the
+item row is the commit marker, so an item that has a row has all its segments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mmrec.errors import ConfigError, MmrecError
+from mmrec.fusion import FusionLayout
+
+log = logging.getLogger(__name__)
+
+ITEMS, SEGMENTS, ERRORS, META = "items", "segments", "errors", "meta"
+
+
+class CatalogNotFoundError(MmrecError):
+    """No catalog exists at the path given."""
+
+
+def _vec(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)
+
+
+def items_schema(layout: FusionLayout) -> pa.Schema:
+    fields = [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("path", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("mtime", pa.float64()),
+        pa.field("duration", pa.float64()),
+        pa.field("kind", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("tags", pa.list_(pa.string())),
+        *[pa.field(b.modality, _vec(b.dim), nullable=True) for b in layout.blocks],
+        pa.field("fused", _vec(layout.dim)),
+        pa.field("fingerprints", pa.string()),
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+    ]
+    return pa.schema(fields, metadata={"mmrec.fusion": layout.to_json()})
+
+
+def segments_schema(layout: FusionLayout) -> pa.Schema:
+    # A segment vector lives in the fused layout (its modality's block set, the rest
+    # zero), so a weighted query scores segments and items with one dot product.
+    return pa.schema([
+        pa.field("seg_id", pa.string(), nullable=False),
+        pa.field("item_id", pa.string()),
+        pa.field("modality", pa.string()),
+        pa.field("start", pa.float64()),
+        pa.field("end", pa.float64()),
+        pa.field("label", pa.string()),
+        pa.field("vector", _vec(layout.dim)),
+    ])
+
+
+ERRORS_SCHEMA = pa.schema([
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("stage", pa.string()),
+    pa.field("error", pa.string()),
+    pa.field("message", pa.string()),
+    pa.field("time", pa.timestamp("us", tz="UTC")),
+])
+META_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
+
+
+@dataclass
+class ItemRecord:
+    """One item row, ready to store (vectors as float32 NumPy arrays)."""
+
+    id: str
+    path: str
+    size: int
+    mtime: float
+    duration: float | None
+    kind: str
+    title: str
+    text: str
+    tags: list[str]
+    vectors: dict[str, np.ndarray | None]
+    fused: np.ndarray
+    fingerprints: dict[str, str]
+    ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class SegmentRecord:
+    item_id: str
+    modality: str
+    index: int
+    start: float
+    end: float
+    label: str
+    vector: np.ndarray  # fused-layout vector
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class CatalogStore:
+    """The LanceDB tables of one catalog directory."""
+
+    def __init__(self, path: str | Path, db: Any, layout: FusionLayout) -> None:
+        self.path = Path(path)
+        self.db = db
+        self.layout = layout
+        self.items = db.open_table(ITEMS)
+        self.segments = db.open_table(SEGMENTS)
+        self.errors = db.open_table(ERRORS)
+        self.meta_table = db.open_table(META)
+
+    # -- lifecycle ---------------------------------------------------------------
+    @staticmethod
+    def exists(path: str | Path) -> bool:
+        return (Path(path) / f"{META}.lance").exists()
+
+    @classmethod
+    def open(cls, path: str | Path) -> CatalogStore:
+        import lancedb
+
+        if not cls.exists(path):
+            raise CatalogNotFoundError(
+                f"{path}: no mmrec catalog here: run `mmrec ingest DIR --db {path}` first"
+            )
+        db = lancedb.connect(str(path))
+        meta = {r["key"]: r["value"] for r in db.open_table(META).to_arrow().to_pylist()}
+        if "fusion" not in meta:
+            raise CatalogNotFoundError(f"{path}: catalog metadata is incomplete (no fusion layout)")
+        return cls(path, db, FusionLayout.from_json(meta["fusion"]))
+
+    @classmethod
+    def create(cls, path: str | Path, layout: FusionLayout, meta: dict[str, Any]) -> CatalogStore:
+        import lancedb
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        db = lancedb.connect(str(path))
+        existing = set(db.list_tables().tables) if hasattr(db, "list_tables") else set()
+        for name, schema in ((ITEMS, items_schema(layout)), (SEGMENTS, segments_schema(layout)),
+                             (ERRORS, ERRORS_SCHEMA), (META, META_SCHEMA)):
+            if name not in existing:
+                db.create_table(name, schema=schema, exist_ok=True)
+        store = cls(path, db, layout)
+        store.set_meta({"fusion": layout.to_json(), "created_at": time.time(), **meta})
+        return store
+
+    # -- metadata ----------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        rows = self.meta_table.to_arrow().to_pylist()
+        out: dict[str, Any] = {}
+        for r in rows:
+            try:
+                out[r["key"]] = json.loads(r["value"])
+            except (TypeError, json.JSONDecodeError):
+                out[r["key"]] = r["value"]
+        return out
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        rows = [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)}
+                for k, v in values.items()]
+        (self.meta_table.merge_insert("key").when_matched_update_all()
+         .when_not_matched_insert_all().execute(pa.Table.from_pylist(rows, schema=META_SCHEMA)))
+
+    # -- writes ------------------------------------------------------------------
+    def write(self, items: list[ItemRecord], segments: list[SegmentRecord]) -> None:
+        """Upsert a batch: segments first (old ones for these items removed), then items."""
+        if not items:
+            return
+        ids = ", ".join(_sql_str(i.id) for i in items)
+        self.segments.delete(f"item_id IN ({ids})")
+        if segments:
+            self.segments.add(self._segments_table(segments))
+        table = self._items_table(items)
+        (self.items.merge_insert("id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(table))
+        # A file whose content changed got a new id: drop the row of its old content.
+        for i in items:
+            self.delete_where(f"path = {_sql_str(i.path)} AND id != {_sql_str(i.id)}")
+
+    def _items_table(self, items: list[ItemRecord]) -> pa.Table:
+        rows = []
+        for i in items:
+            row: dict[str, Any] = {
+                "id": i.id, "path": i.path, "size": i.size, "mtime": i.mtime,
+                "duration": i.duration, "kind": i.kind, "title": i.title, "text": i.text,
+                "tags": i.tags, "fused": i.fused.astype(np.float32),
+                "fingerprints": json.dumps(i.fingerprints, sort_keys=True),
+                "ingested_at": i.ingested_at,
+            }
+            for b in self.layout.blocks:
+                v = i.vectors.get(b.modality)
+                row[b.modality] = None if v is None else np.asarray(v, np.float32)
+            rows.append(row)
+        return pa.Table.from_pylist(rows, schema=items_schema(self.layout))
+
+    def _segments_table(self, segments: list[SegmentRecord]) -> pa.Table:
+        rows = [{
+            "seg_id": f"{s.item_id}:{s.modality}:{s.index}", "item_id": s.item_id,
+            "modality": s.modality, "start": s.start, "end": s.end, "label": s.label,
+            "vector": s.vector.astype(np.float32),
+        } for s in segments]
+        return pa.Table.from_pylist(rows, schema=segments_schema(self.layout))
+
+    def delete_where(self, predicate: str) -> int:
+        """Delete items (and their segments) matching an SQL predicate; returns the count."""
+        ids = [r["id"] for r in self.items.search().where(predicate).select(["id"])
+               .limit(None).to_arrow().to_pylist()]
+        if not ids:
+            return 0
+        quoted = ", ".join(_sql_str(i) for i in ids)
+        self.segments.delete(f"item_id IN ({quoted})")
+        self.items.delete(f"id IN ({quoted})")
+        return len(ids)
+
+    def record_error(self, path: str, stage: str, error: str, message: str) -> None:
+        row = {"path": path, "stage": stage, "error": error, "message": message,
+               "time": datetime.now(UTC)}
+        self.errors.add(pa.Table.from_pylist([row], schema=ERRORS_SCHEMA))
+
+    def clear_errors(self, path: str) -> None:
+        self.errors.delete(f"path = {_sql_str(path)}")
+
+    # -- reads -------------------------------------------------------------------
+    def file_index(self) -> dict[str, dict[str, Any]]:
+        """path -> {id, size, mtime, fingerprints} for every stored item (the skip check)."""
+        cols = ["id", "path", "size", "mtime", "fingerprints"]
+        table = self.items.to_arrow().select(cols) if self.items.count_rows() else None
+        if table is None:
+            return {}
+        return {r["path"]: r for r in table.to_pylist()}
+
+    def get_items(self, ids: list[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        quoted = ", ".join(_sql_str(i) for i in ids)
+        q = self.items.search().where(f"id IN ({quoted})").limit(None)
+        if columns:
+            q = q.select(columns)
+        return q.to_arrow().to_pylist()
+
+    def find_item(self, key: str) -> dict[str, Any] | None:
+        """An item by id, id prefix (>= 8 chars) or exact path."""
+        for pred in (f"id = {_sql_str(key)}", f"path = {_sql_str(key)}",
+                     f"path = {_sql_str(str(Path(key).resolve()))}"):
+            rows = self.items.search().where(pred).limit(2).to_arrow().to_pylist()
+            if rows:
+                return rows[0]
+        if len(key) >= 8:
+            rows = self.items.search().where(f"id LIKE {_sql_str(key + '%')}").limit(2).to_arrow().to_pylist()
+            if len(rows) == 1:
+                return rows[0]
+        return None
+
+    def counts(self) -> dict[str, Any]:
+        kinds: dict[str, int] = {}
+        if self.items.count_rows():
+            for k in self.items.to_arrow().column("kind").to_pylist():
+                kinds[k] = kinds.get(k, 0) + 1
+        return {
+            "items": self.items.count_rows(),
+            "by_kind": kinds,
+            "segments": self.segments.count_rows(),
+            "errors": self.errors.count_rows(),
+        }
+
+    def check_layout(self, layout: FusionLayout) -> None:
+        if layout != self.layout:
+            raise ConfigError(
+                f"{self.path}: catalog layout {self.layout.to_json()} differs from the "
+                f"extractors' {layout.to_json()}: use the catalog's preset or a new --db"
+            )
