@@ -39,10 +39,8 @@ main.add_command(samples_command)
 
 
 def _add_optional_commands() -> None:
-    try:
-        from mmrec.commands.extractors_cmd import extractors_command
-    except ImportError:  # extractor layer not installed in this build
-        return
+    from mmrec.commands.extractors_cmd import extractors_command
+
     main.add_command(extractors_command)
 
 

@@ -9,7 +9,14 @@ from rich.table import Table
 
 from mmrec.commands.console import console, err_console, fmt_seconds, print_json
 from mmrec.errors import MediaError
-from mmrec.media import FramePolicy, MediaInfo, iter_audio_windows, iter_frames, probe, read_text_meta
+from mmrec.media import (
+    FramePolicy,
+    MediaInfo,
+    iter_audio_windows,
+    iter_frames,
+    probe,
+    read_text_meta,
+)
 from mmrec.scan import iter_media_files
 
 

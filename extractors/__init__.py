@@ -1,0 +1,56 @@
+"""Pluggable extractors: media in, vectors out.
+
+Importing this package is cheap (no torch): the model modules import torch when an
+extractor is built. Typical use:
+
+    from mmrec.extractors import load_extractor_set
+    extractors = load_extractor_set("offline-tiny")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base import (
+    MODALITIES,
+    Extractor,
+    MediaItem,
+    Modality,
+    SegmentVectors,
+    l2_normalize,
+    pool_unit,
+)
+from .loading import (
+    PresetStatus,
+    list_presets,
+    list_sets,
+    load_extractor,
+    load_extractor_set,
+    preset_status,
+)
+from .presets import ExtractorSet, PresetCatalog, PresetInfo, WeightsSpec, presets
+from .registry import ExtractorRegistry, register_extractor, registry
+from .runtime import RuntimeOptions
+from .weights import ResolvedWeights, parse_model_paths, resolve_weights
+
+if TYPE_CHECKING:
+    from .pipeline import ItemResult, embed_files
+
+_LAZY = {"ItemResult": "pipeline", "embed_files": "pipeline"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "MODALITIES", "Extractor", "ExtractorRegistry", "ExtractorSet", "ItemResult", "MediaItem",
+    "Modality", "PresetCatalog", "PresetInfo", "PresetStatus", "ResolvedWeights",
+    "RuntimeOptions", "SegmentVectors", "WeightsSpec", "embed_files", "l2_normalize",
+    "list_presets", "list_sets", "load_extractor", "load_extractor_set", "parse_model_paths",
+    "pool_unit", "preset_status", "presets", "register_extractor", "registry",
+    "resolve_weights",
+]

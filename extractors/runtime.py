@@ -1,0 +1,72 @@
+"""Where and how a model runs: device, batch size, precision (autocast on CUDA only)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mmrec.errors import ConfigError
+
+log = logging.getLogger(__name__)
+Precision = Literal["fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """What the caller asked for; None means the extractor's/preset's default."""
+
+    device: str | None = None
+    batch_size: int | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be > 0, got {self.batch_size}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+def resolve_device(device: str | None) -> Any:
+    """torch.device: the one asked for, else cuda when available, else cpu."""
+    import torch
+
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_precision(device: Any, precision: str | None) -> Precision:
+    """fp16 by default on CUDA, fp32 on CPU (reduced precision is CUDA-only here)."""
+    if device.type != "cuda":
+        if precision not in (None, "fp32"):
+            log.info("precision %s ignored on %s: running in fp32", precision, device)
+        return "fp32"
+    return precision or "fp16"  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def inference(device: Any, precision: Precision) -> Iterator[None]:
+    """torch.inference_mode(), plus fp16/bf16 autocast on CUDA."""
+    import torch
+
+    with torch.inference_mode():
+        if device.type == "cuda" and precision != "fp32":
+            dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+            with torch.autocast("cuda", dtype=dtype):
+                yield
+        else:
+            yield
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """A scope where torch's CPU RNG is seeded, restored afterwards (for random init)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
