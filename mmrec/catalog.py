@@ -19,7 +19,7 @@ from mmrec.ingest import (
     ingest_directory,
 )
 from mmrec.search import SearchResult, nearest_items
-from mmrec.store import CatalogStore
+from mmrec.store import CatalogStore, vector_column
 
 DEFAULT_DB = "mmrec.lance"
 DEFAULT_PRESET = "default"
@@ -139,8 +139,8 @@ class Catalog:
                 raise ConfigError(f"no item {item!r} in {self.path}: use an id from `mmrec query`"
                                   " output or a catalogued path")
             if row is not None:
-                vectors = {m: (None if row[m] is None else np.asarray(row[m], np.float32))
-                           for m in layout.modalities}
+                cols = {m: row[vector_column(m)] for m in layout.modalities}
+                vectors = {m: None if v is None else np.asarray(v, np.float32) for m, v in cols.items()}
                 exclude = (row["id"],)
             else:
                 vectors = self._embed_file(store, Path(str(file)), preset)

@@ -31,6 +31,11 @@ class CatalogNotFoundError(MmrecError):
     """No catalog exists at the path given."""
 
 
+def vector_column(modality: str) -> str:
+    """Items column of a modality's unit vector ("visual_vec"; null when missing)."""
+    return f"{modality}_vec"
+
+
 def _vec(dim: int) -> pa.DataType:
     return pa.list_(pa.float32(), dim)
 
@@ -46,7 +51,7 @@ def items_schema(layout: FusionLayout) -> pa.Schema:
         pa.field("title", pa.string()),
         pa.field("text", pa.string()),
         pa.field("tags", pa.list_(pa.string())),
-        *[pa.field(b.modality, _vec(b.dim), nullable=True) for b in layout.blocks],
+        *[pa.field(vector_column(b.modality), _vec(b.dim), nullable=True) for b in layout.blocks],
         pa.field("fused", _vec(layout.dim)),
         pa.field("fingerprints", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
@@ -185,8 +190,9 @@ class CatalogStore:
         if segments:
             self.segments.add(self._segments_table(segments))
         table = self._items_table(items)
+        # on_bad_vectors="null": a missing modality is a legitimate null vector.
         (self.items.merge_insert("id").when_matched_update_all()
-         .when_not_matched_insert_all().execute(table))
+         .when_not_matched_insert_all().execute(table, on_bad_vectors="null"))
         # A file whose content changed got a new id: drop the row of its old content.
         for i in items:
             self.delete_where(f"path = {_sql_str(i.path)} AND id != {_sql_str(i.id)}")
@@ -203,7 +209,7 @@ class CatalogStore:
             }
             for b in self.layout.blocks:
                 v = i.vectors.get(b.modality)
-                row[b.modality] = None if v is None else np.asarray(v, np.float32)
+                row[vector_column(b.modality)] = None if v is None else np.asarray(v, np.float32)
             rows.append(row)
         return pa.Table.from_pylist(rows, schema=items_schema(self.layout))
 
@@ -227,6 +233,8 @@ class CatalogStore:
         return len(ids)
 
     def record_error(self, path: str, stage: str, error: str, message: str) -> None:
+        """Store a failure; a file's previous failures are replaced, not accumulated."""
+        self.clear_errors(path)
         row = {"path": path, "stage": stage, "error": error, "message": message,
                "time": datetime.now(UTC)}
         self.errors.add(pa.Table.from_pylist([row], schema=ERRORS_SCHEMA))

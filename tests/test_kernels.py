@@ -1,0 +1,197 @@
+"""mmrec.kernels.topk: every backend against a brute-force oracle and the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from mmrec import kernels as K
+
+BACKENDS = ["numpy", "cpu"]
+
+
+def brute(users, items, k, exclude=None):
+    """Exact oracle: float64 scores, full sort by (-score, index); only for tiny inputs."""
+    s = users.astype(np.float64) @ items.astype(np.float64).T
+    out_i = np.full((len(users), k), -1, np.int64)
+    out_s = np.full((len(users), k), -np.inf, np.float32)
+    for u in range(len(users)):
+        bad = set() if exclude is None else set(exclude[1][exclude[0][u] : exclude[0][u + 1]])
+        cand = sorted((-s[u, j], j) for j in range(len(items)) if j not in bad)[:k]
+        out_i[u, : len(cand)] = [j for _, j in cand]
+        out_s[u, : len(cand)] = [-v for v, _ in cand]
+    return out_i, out_s
+
+
+def int_case(rng, n_users, n_items, dim, dtype=np.float32, excl_frac=0.3):
+    """Small-integer vectors: float32 sums are exact in any order, and ties are common."""
+    users = rng.integers(-2, 3, (n_users, dim)).astype(np.float32)
+    items = rng.integers(-2, 3, (n_items, dim)).astype(dtype)
+    counts = rng.integers(0, max(1, int(n_items * excl_frac)) + 1, n_users)
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    ids = rng.integers(0, n_items, indptr[-1])  # duplicates on purpose
+    return users, items, (indptr, ids)
+
+
+CASES = [  # (U, N, D, k): N not a tile multiple, k > N, U=1, k large
+    (7, 1037, 5, 10),
+    (1, 300, 8, 17),
+    (4, 9, 3, 20),
+    (3, 5000, 4, 600),
+    (600, 40, 2, 3),  # more users than one CPU user block
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_matches_oracle_exactly(backend, case, dtype):
+    rng = np.random.default_rng(hash(case) % 2**32)
+    users, items, excl = int_case(rng, *case[:3], dtype=dtype)
+    k = case[3]
+    got_i, got_s = K.topk(users, items, k, excl, backend=backend)
+    if case[0] * case[1] <= 20000:
+        want_i, want_s = brute(users, items, k, excl)
+    else:
+        want_i, want_s = K.topk(users, items, k, excl, backend="numpy")
+    assert got_i.dtype == np.int64 and got_s.dtype == np.float32
+    assert got_i.shape == got_s.shape == (case[0], k)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_s, want_s)
+
+
+def test_reference_matches_oracle_with_large_scale_case():
+    rng = np.random.default_rng(3)
+    users, items, excl = int_case(rng, 5, 3000, 6)
+    np.testing.assert_array_equal(
+        K.topk(users, items, 40, excl, backend="numpy")[0], brute(users, items, 40, excl)[0]
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_excluded_user_and_padding(backend):
+    rng = np.random.default_rng(5)
+    users = rng.standard_normal((3, 4)).astype(np.float32)
+    items = rng.standard_normal((50, 4)).astype(np.float32)
+    ids = np.r_[np.arange(50), np.arange(50), [7, 7, 8]]  # user 0 excludes all, twice
+    indptr = np.array([0, 100, 100, 103])
+    idx, sc = K.topk(users, items, 60, (indptr, ids), backend=backend)
+    assert (idx[0] == -1).all() and np.isneginf(sc[0]).all()
+    assert (idx[1, :50] >= 0).all() and (idx[1, 50:] == -1).all()
+    assert set(idx[2, :48]) == set(range(50)) - {7, 8} and (idx[2, 48:] == -1).all()
+    assert np.all(np.diff(sc[1, :50]) <= 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ties_smaller_index_first(backend):
+    users = np.ones((2, 3), np.float32)
+    items = np.zeros((3000, 3), np.float32)
+    items[[2999, 5, 1500, 17]] = 1.0
+    idx, sc = K.topk(users, items, 6, backend=backend)
+    assert idx[0].tolist() == [5, 17, 1500, 2999, 0, 1]
+    assert sc[0].tolist() == [3, 3, 3, 3, 0, 0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_floats_agree_with_float64_scores(backend):
+    rng = np.random.default_rng(11)
+    users = rng.standard_normal((9, 32)).astype(np.float32)
+    items = rng.standard_normal((7001, 32)).astype(np.float32)
+    idx, sc = K.topk(users, items, 25, backend=backend)
+    exact = users.astype(np.float64) @ items.astype(np.float64).T
+    np.testing.assert_allclose(sc, np.take_along_axis(exact, idx, 1), rtol=1e-4, atol=1e-4)
+    kth = -np.sort(-exact, axis=1)[:, 24]
+    assert np.all(sc[:, -1] >= kth - 1e-4)
+
+
+def test_backends_agree_on_random_floats():
+    rng = np.random.default_rng(12)
+    users = rng.standard_normal((40, 16)).astype(np.float32)
+    items = rng.standard_normal((20000, 16)).astype(np.float16)
+    a = K.topk(users, items, 10, backend="numpy")
+    b = K.topk(users, items, 10, backend="cpu")
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-5)
+    assert (a[0] == b[0]).mean() > 0.99  # only float-rounding near-ties may swap
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"users": np.zeros((2, 3)), "items": np.zeros((5, 4))}, "dimension"),
+        ({"users": np.zeros(3)}, "2-D"),
+        ({"k": 0}, "positive"),
+        ({"k": 2.0}, "positive"),
+        ({"users": np.zeros((2, 3), np.int32)}, "float"),
+        ({"items": np.full((5, 3), np.nan)}, "NaN"),
+        ({"exclude": (np.array([0, 1]), np.array([0]))}, "U\\+1"),
+        ({"exclude": (np.array([0, 1, 3]), np.array([0]))}, "end at"),
+        ({"exclude": (np.array([0, 2, 1]), np.array([0]))}, "non-decreasing"),
+        ({"exclude": (np.array([0, 1, 1]), np.array([5]))}, "\\[0, 5\\)"),
+        ({"exclude": (np.array([0, 1, 1]), np.array([0.5]))}, "integer"),
+        ({"backend": "gpu"}, "auto, numpy, cpu, cuda"),
+    ],
+)
+def test_input_errors(kwargs, match):
+    args = {"users": np.zeros((2, 3)), "items": np.zeros((5, 3)), "k": 2} | kwargs
+    with pytest.raises(K.KernelInputError, match=match):
+        K.topk(**args)
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    if K.cuda_available():
+        pytest.skip("a CUDA device (or the simulator) is present")  # only the inverse case
+    with pytest.raises(K.BackendUnavailableError, match="needs a CUDA GPU"):
+        K.topk(np.zeros((1, 2)), np.zeros((3, 2)), 1, backend="cuda")
+
+
+def test_import_is_lazy():
+    code = (
+        "import json, sys, mmrec.kernels;"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('numba'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_reference_never_allocates_full_matrix():
+    rng = np.random.default_rng(0)
+    users = rng.standard_normal((64, 16)).astype(np.float32)
+    items = rng.standard_normal((200_000, 16)).astype(np.float32)
+    excl = (np.r_[0, np.full(64, 100).cumsum()], rng.integers(0, 200_000, 6400))
+    tracemalloc.start()
+    K.topk(users, items, 10, excl, backend="numpy")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 200_000 * 4 / 3, peak  # full matrix would be 51 MB
+
+
+def test_cpu_kernel_never_allocates_full_matrix():
+    # Numba's allocations bypass tracemalloc, so measure the process's peak RSS in a child.
+    code = textwrap.dedent("""
+        import resource, numpy as np
+        from mmrec import kernels as K
+        rng = np.random.default_rng(0)
+        u = rng.standard_normal((512, 8)).astype(np.float32)
+        it = rng.standard_normal((200_000, 8)).astype(np.float32)
+        excl = (np.r_[0, np.full(512, 10).cumsum()], rng.integers(0, 200_000, 5120))
+        K.topk(u[:8], it[:5000], 10, (excl[0][:9], excl[1][:80] % 5000), backend="cpu")  # JIT
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * resource.getpagesize() // 1024
+        K.topk(u, it, 10, excl, backend="cpu")
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(max(before, rss), after)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=os.environ | {"NUMBA_ENABLE_CUDASIM": "0"})
+    base_kb, after_kb = map(int, out.stdout.split())
+    full_kb = 512 * 200_000 * 4 // 1024  # 400 MB
+    assert after_kb - base_kb < full_kb // 8, (base_kb, after_kb)
