@@ -24,7 +24,7 @@ from .base import Extractor, MediaItem, SegmentVectors, l2_normalize, pool_unit
 from .fingerprint import fingerprint, weights_digest
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
-from .runtime import RuntimeOptions, inference, resolve_device, resolve_precision, seeded
+from .runtime import RuntimeOptions, bind_common, inference, seeded
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,7 @@ class ClapExtractor(Extractor):
         from transformers import AutoTokenizer, ClapConfig, ClapModel
 
         self.config = cfg = parse_config(ClapPresetConfig, preset.config, preset.source or preset.name)
-        self.preset = preset.name
-        self.weights_source = weights.source
-        self.is_random = weights.is_random
-        self.device = resolve_device(runtime.device)
-        self.precision = resolve_precision(self.device, runtime.precision)
-        self.batch_size = runtime.batch_size or cfg.batch_size
+        bind_common(self, preset, weights, runtime, cfg.batch_size)
         model_dir = None
         if weights.path is not None:
             model_dir = weights.path if weights.path.is_dir() else weights.path.parent

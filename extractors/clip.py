@@ -22,7 +22,7 @@ from .base import Extractor, MediaItem, SegmentVectors, l2_normalize, pool_unit
 from .fingerprint import fingerprint, weights_digest
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
-from .runtime import RuntimeOptions, inference, resolve_device, resolve_precision, seeded
+from .runtime import RuntimeOptions, bind_common, inference, seeded
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -92,12 +92,7 @@ class ClipExtractor(Extractor):
         import torch
 
         self.config = cfg = parse_config(ClipConfig, preset.config, preset.source or preset.name)
-        self.preset = preset.name
-        self.weights_source = weights.source
-        self.is_random = weights.is_random
-        self.device = resolve_device(runtime.device)
-        self.precision = resolve_precision(self.device, runtime.precision)
-        self.batch_size = runtime.batch_size or cfg.batch_size
+        bind_common(self, preset, weights, runtime, cfg.batch_size)
         with seeded(weights.seed or 0):
             if cfg.model_cfg is not None:
                 model_cfg = dict(cfg.model_cfg)

@@ -70,3 +70,15 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def bind_common(extractor: Any, preset: Any, weights: Any, runtime: RuntimeOptions,
+                default_batch: int) -> None:
+    """Set the attributes every built-in extractor derives the same way from
+    (preset, weights, runtime): preset name, weights source, device, precision, batch size."""
+    extractor.preset = preset.name
+    extractor.weights_source = weights.source
+    extractor.is_random = weights.is_random
+    extractor.device = resolve_device(runtime.device)
+    extractor.precision = resolve_precision(extractor.device, runtime.precision)
+    extractor.batch_size = runtime.batch_size or default_batch

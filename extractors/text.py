@@ -21,7 +21,7 @@ from .base import Extractor, MediaItem, SegmentVectors, pool_unit
 from .fingerprint import fingerprint, weights_digest
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
-from .runtime import RuntimeOptions, inference, resolve_device, resolve_precision
+from .runtime import RuntimeOptions, bind_common, inference
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -114,12 +114,7 @@ class TextExtractor(Extractor):
                 f"(a BERT-family checkpoint directory), not random"
             )
         model_dir = weights.path if weights.path.is_dir() else weights.path.parent
-        self.preset = preset.name
-        self.weights_source = weights.source
-        self.is_random = False
-        self.device = resolve_device(runtime.device)
-        self.precision = resolve_precision(self.device, runtime.precision)
-        self.batch_size = runtime.batch_size or cfg.batch_size
+        bind_common(self, preset, weights, runtime, cfg.batch_size)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.model = AutoModel.from_pretrained(model_dir, local_files_only=True)
         self.model = self.model.to(self.device).eval()
