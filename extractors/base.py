@@ -67,6 +67,7 @@ class Extractor(ABC):
         name: registered name ("clip", "clap", "text", ...).
         modality: "visual", "audio" or "text".
         has_text_tower: True when embed_text maps text into the media space.
+        unit: what work_units() counts ("frames", "windows", "texts"); progress shows it.
     Instance attributes (known from the config, without running the model):
         dim, fingerprint, weights_source, is_random, preset.
     """
@@ -74,6 +75,7 @@ class Extractor(ABC):
     name: ClassVar[str]
     modality: ClassVar[Modality]
     has_text_tower: ClassVar[bool] = False
+    unit: ClassVar[str] = "items"
 
     dim: int
     preset: str
@@ -95,6 +97,10 @@ class Extractor(ABC):
     @abstractmethod
     def prepare(self, item: MediaItem) -> Any:
         """Decode/tokenize one item on the CPU; runs on prefetch threads."""
+
+    def work_units(self, prepared: Any) -> int:
+        """How many model inputs (frames, windows, texts) a prepared item holds."""
+        return 1
 
     @abstractmethod
     def embed_prepared(self, batch: Sequence[Any]) -> list[SegmentVectors]:

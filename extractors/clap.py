@@ -136,6 +136,7 @@ class ClapExtractor(Extractor):
 
     name = "clap"
     modality = "audio"
+    unit = "windows"
     has_text_tower = True
 
     def __init__(self, preset: PresetInfo, weights: ResolvedWeights, runtime: RuntimeOptions):
@@ -178,6 +179,9 @@ class ClapExtractor(Extractor):
 
     def applies_to(self, item: MediaItem) -> bool:
         return item.info.has_audio
+
+    def work_units(self, prepared: Any) -> int:
+        return len(prepared.windows)
 
     def prepare(self, item: MediaItem) -> ClapPrepared:
         p = self.mel_params

@@ -85,6 +85,7 @@ class ClipExtractor(Extractor):
 
     name = "clip"
     modality = "visual"
+    unit = "frames"
     has_text_tower = True
 
     def __init__(self, preset: PresetInfo, weights: ResolvedWeights, runtime: RuntimeOptions):
@@ -134,6 +135,9 @@ class ClipExtractor(Extractor):
 
     def applies_to(self, item: MediaItem) -> bool:
         return item.info.has_video
+
+    def work_units(self, prepared: Any) -> int:
+        return len(prepared.frames)
 
     def prepare(self, item: MediaItem) -> ClipPrepared:
         decoded = decode_video(item.path, self.policy, item.info)

@@ -32,6 +32,7 @@ class ItemResult:
     errors: dict[str, Exception] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
     prepare_s: float = 0.0
+    units: dict[str, int] = field(default_factory=dict)  # unit name ("frames") -> count
 
     @property
     def ok(self) -> bool:
@@ -45,6 +46,7 @@ class _Prepared:
     errors: dict[str, Exception]
     skipped: tuple[str, ...]
     seconds: float
+    units: dict[str, int]
 
 
 def _prepare_one(extractors: Sequence[Extractor], item: MediaItem) -> _Prepared:
@@ -52,16 +54,18 @@ def _prepare_one(extractors: Sequence[Extractor], item: MediaItem) -> _Prepared:
     prepared: dict[str, Any] = {}
     errors: dict[str, Exception] = {}
     skipped = []
+    units: dict[str, int] = {}
     for ex in extractors:
         try:
             if not ex.applies_to(item):
                 skipped.append(ex.name)
                 continue
             prepared[ex.name] = ex.prepare(item)
+            units[ex.unit] = units.get(ex.unit, 0) + ex.work_units(prepared[ex.name])
         except Exception as e:  # kept per file; never stops the batch
             log.info("prepare failed for %s with %s: %s", item.path, ex.name, e)
             errors[ex.name] = e
-    return _Prepared(item, prepared, errors, tuple(skipped), time.perf_counter() - t0)
+    return _Prepared(item, prepared, errors, tuple(skipped), time.perf_counter() - t0, units)
 
 
 def _embed_group(ex: Extractor, group: list[_Prepared]) -> None:
@@ -126,7 +130,7 @@ def embed_files(
                 for ex in extractors:
                     _embed_group(ex, group)
                 for p in group:
-                    result = ItemResult(p.item, dict(p.prepared), p.errors, p.skipped, p.seconds)
+                    result = ItemResult(p.item, dict(p.prepared), p.errors, p.skipped, p.seconds, p.units)
                     if progress is not None:
                         progress(result)
                     yield result

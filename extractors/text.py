@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,7 @@ class TextExtractor(Extractor):
 
     name = "text"
     modality = "text"
+    unit = "texts"
     has_text_tower = True
 
     def __init__(self, preset: PresetInfo, weights: ResolvedWeights, runtime: RuntimeOptions):
@@ -130,6 +132,9 @@ class TextExtractor(Extractor):
                 "stride": cfg.stride, "chunk_words": cfg.subtitle_chunk_words,
                 "chunk_s": cfg.subtitle_chunk_s}
         self.fingerprint = fingerprint(self.name, arch, weights_digest(weights), prep)
+
+    def work_units(self, prepared: Any) -> int:
+        return len(prepared.texts)
 
     def prepare(self, item: MediaItem) -> TextPrepared:
         return text_segments(item, item.text or read_text_meta(item.path, item.info), self.config)

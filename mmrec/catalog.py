@@ -10,6 +10,8 @@ import numpy as np
 
 from mmrec.errors import ConfigError
 from mmrec.fusion import FusionLayout, parse_weights
+from mmrec.index import DEFAULT_KIND as DEFAULT_INDEX_KIND
+from mmrec.index import IndexReport, build_indexes, vector_index_status
 from mmrec.ingest import (
     IngestOptions,
     IngestSummary,
@@ -18,7 +20,7 @@ from mmrec.ingest import (
     content_hash,
     ingest_directory,
 )
-from mmrec.search import SearchResult, nearest_items
+from mmrec.search import SearchResult, nearest_items, nearest_segments
 from mmrec.store import CatalogStore, vector_column
 
 DEFAULT_DB = "mmrec.lance"
@@ -47,16 +49,19 @@ class Catalog:
         self._preset: str | None = None
 
     # -- extractors ---------------------------------------------------------------
-    def _stored_preset(self) -> str | None:
-        if CatalogStore.exists(self.path):
-            return CatalogStore.open(self.path).meta().get("preset")
-        return None
+    def _open(self) -> CatalogStore:
+        return CatalogStore.open(self.path)
 
-    def extractors(self, preset: str | None = None) -> list[Any]:
+    def extractors(self, preset: str | None = None, store: CatalogStore | None = None) -> list[Any]:
         """The extractor set: the given preset, else $MMREC_PRESET, the catalog's, or 'default'."""
         from mmrec.extractors import load_extractor_set
 
-        name = preset or os.environ.get("MMREC_PRESET") or self._stored_preset() or DEFAULT_PRESET
+        stored = None
+        if store is not None:
+            stored = store.meta().get("preset")
+        elif not (preset or os.environ.get("MMREC_PRESET")) and CatalogStore.exists(self.path):
+            stored = self._open().meta().get("preset")
+        name = preset or os.environ.get("MMREC_PRESET") or stored or DEFAULT_PRESET
         if self._extractors is None or self._preset != name:
             self._extractors = load_extractor_set(name, **self._load_kwargs)
             self._preset = name
@@ -66,14 +71,13 @@ class Catalog:
     def _layout(extractors: list[Any]) -> FusionLayout:
         return FusionLayout.from_dims([(e.modality, e.preset, e.dim) for e in extractors])
 
-    def _store(self, extractors: list[Any], create: bool) -> CatalogStore:
+    def _store_for(self, extractors: list[Any]) -> CatalogStore:
+        """The catalog's store (created on first ingest); its layout must match the extractors'."""
         layout = self._layout(extractors)
         if CatalogStore.exists(self.path):
-            store = CatalogStore.open(self.path)
+            store = self._open()
             store.check_layout(layout)
             return store
-        if not create:
-            return CatalogStore.open(self.path)  # raises CatalogNotFoundError with the hint
         return CatalogStore.create(self.path, layout, {"preset": self._preset})
 
     def _check_fingerprints(self, store: CatalogStore, extractors: list[Any]) -> None:
@@ -91,11 +95,18 @@ class Catalog:
     # -- public API ---------------------------------------------------------------
     def ingest(self, directory: str | Path, *, preset: str | None = None,
                options: IngestOptions | None = None, progress: ProgressFn = _noop) -> IngestSummary:
-        """Ingest every media file under directory (unchanged files are skipped)."""
-        if not Path(directory).is_dir() and not Path(directory).is_file():
+        """Ingest every media file under directory (unchanged files are skipped).
+
+        Args:
+            directory: a directory (walked) or a single media file.
+            preset: extractor set; default $MMREC_PRESET, else the catalog's, else 'default'.
+            options: walk/batching options (IngestOptions).
+            progress: called with (event, data) as files are planned, embedded or fail.
+        """
+        if not Path(directory).exists():
             raise ConfigError(f"{directory}: no such file or directory to ingest")
         extractors = self.extractors(preset)
-        store = self._store(extractors, create=True)
+        store = self._store_for(extractors)
         summary = ingest_directory(store, extractors, directory, options, progress)
         store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
         return summary
@@ -103,8 +114,9 @@ class Catalog:
     def search(self, *, text: str | None = None, file: str | Path | None = None,
                item: str | None = None, k: int = 10, modality: str = "all",
                weights: str | dict[str, float] | None = None, where: str | None = None,
-               segments: bool = True, preset: str | None = None) -> SearchResult:
-        """Items most similar to a text, a file or a catalogued item.
+               moments: bool = False, best_segment: bool = True, exact: bool | None = None,
+               preset: str | None = None) -> SearchResult:
+        """Items (or moments) most similar to a text, a file or a catalogued item.
 
         Args:
             text / file / item: exactly one query. A catalogued file reuses its stored
@@ -113,13 +125,18 @@ class Catalog:
             modality: "all" or one of visual/audio/text (only that block scores).
             weights: "visual=1,audio=0.5" or a dict; per query, no re-ingest needed.
             where: SQL filter on item columns, e.g. "duration > 60 AND kind = 'video'".
-            segments: also find each hit's best-matching segment (start/end seconds).
+            moments: rank segments (file + start/end) instead of whole items.
+            best_segment: attach each item hit's best-matching segment.
+            exact: True forces a flat scan, False the ANN index; None decides by size.
+            preset: extractor set for text/uncatalogued-file queries (default: the catalog's).
         """
         if sum(x is not None for x in (text, file, item)) != 1:
             raise ConfigError("give exactly one of text=, file= or item=")
-        if k <= 0:
-            raise ConfigError(f"k must be positive, got {k}")
-        store = CatalogStore.open(self.path)
+        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+            raise ConfigError(f"k must be a positive whole number, got {k!r}")
+        if text is not None and not text.strip():
+            raise ConfigError("the text query is empty: give some words to search for")
+        store = self._open()
         layout = store.layout
         w = weights if isinstance(weights, dict) else parse_weights(weights, layout.modalities)
         if modality != "all":
@@ -128,25 +145,37 @@ class Catalog:
         notes: list[str] = []
         exclude: tuple[str, ...] = ()
         if text is not None:
-            extractors = self.extractors(preset)
+            extractors = self.extractors(preset, store)
             self._check_fingerprints(store, extractors)
             vectors = {e.modality: e.embed_text([text])[0] for e in extractors if e.has_text_tower}
             notes += [f"{e.preset} runs on random weights: its {e.modality} scores are meaningless"
-                      for e in extractors if e.is_random]
+                      for e in extractors if e.is_random and w.get(e.modality, 1.0)]
         else:
-            row = store.find_item(item) if item is not None else self._catalogued(store, file)
-            if item is not None and row is None:
-                raise ConfigError(f"no item {item!r} in {self.path}: use an id from `mmrec query`"
-                                  " output or a catalogued path")
+            row = self._find(store, item) if item is not None else self._catalogued(store, file)
             if row is not None:
                 cols = {m: row[vector_column(m)] for m in layout.modalities}
                 vectors = {m: None if v is None else np.asarray(v, np.float32) for m, v in cols.items()}
                 exclude = (row["id"],)
             else:
                 vectors = self._embed_file(store, Path(str(file)), preset)
-        query = layout.query({m: v for m, v in vectors.items() if v is not None}, w)
-        hits = nearest_items(store, query, k, where, exclude, segments)
+        present = {m: v for m, v in vectors.items() if v is not None}
+        query = layout.query(present, w)
+        if not np.any(query):
+            raise ConfigError(
+                f"the query has no vector for the weighted modalities ({_weighted(w)}); it has "
+                f"{', '.join(present) or 'none'}: choose another --modality/--weights")
+        if moments:
+            hits = nearest_segments(store, query, k, where, exclude, exact)
+        else:
+            hits = nearest_items(store, query, k, where, exclude, best_segment, exact)
         return SearchResult(hits, notes)
+
+    def _find(self, store: CatalogStore, item: str) -> dict[str, Any]:
+        row = store.find_item(item)
+        if row is None:
+            raise ConfigError(f"no item {item!r} in {self.path}: use an id from `mmrec query --json`"
+                              " output or a catalogued path")
+        return row
 
     def _catalogued(self, store: CatalogStore, file: str | Path | None) -> dict[str, Any] | None:
         path = Path(str(file))
@@ -159,7 +188,7 @@ class Catalog:
         from mmrec.extractors import MediaItem
         from mmrec.media import probe, read_text_meta
 
-        extractors = self.extractors(preset)
+        extractors = self.extractors(preset, store)
         self._check_fingerprints(store, extractors)
         info = probe(path)
         media = MediaItem(str(path), info, read_text_meta(path, info))
@@ -169,11 +198,23 @@ class Catalog:
                 out[e.modality] = e.embed_media([media])[0].item_vector
         return out
 
+    def index(self, kind: str = DEFAULT_INDEX_KIND) -> list[IndexReport]:
+        """Build the ANN indexes (items and segments); see mmrec.index for when search uses them."""
+        return build_indexes(self._open(), kind)
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Every recorded failure: path, stage, error type, message, time."""
+        return self._open().errors.to_arrow().sort_by("path").to_pylist()
+
     def stats(self) -> dict[str, Any]:
-        """Counts by kind, segments, errors, extractors and fingerprints, storage size."""
-        store = CatalogStore.open(self.path)
+        """Counts by kind, segments, errors, extractors and fingerprints, index, storage size."""
+        store = self._open()
         meta = store.meta()
         size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return {**store.counts(), "extractors": meta.get("extractors", []),
                 "preset": meta.get("preset"), "fusion": [b.__dict__ for b in store.layout.blocks],
-                "storage_bytes": size, "path": str(self.path)}
+                "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path)}
+
+
+def _weighted(w: dict[str, float]) -> str:
+    return ", ".join(f"{m}={v:g}" for m, v in w.items() if v) or "none"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class IngestSummary:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     random_weights: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -83,6 +85,64 @@ def _place(layout_block: Any, dim_total: int, vectors: np.ndarray) -> np.ndarray
     return out
 
 
+@dataclass
+class _Plan:
+    """The reader's plan: every media file found, and those that need (re)reading."""
+
+    files: list[Path]
+    todo: list[tuple[Path, os.stat_result]]
+
+
+def _plan(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: dict[str, str],
+          summary: IngestSummary) -> _Plan:
+    """Walk root; a file whose (path, size, mtime) and fingerprints match is unchanged."""
+    known = store.file_index()
+    files = [p.resolve() for p in iter_media_files(root, recursive)]
+    todo = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as e:
+            summary.failed.append(FileFailure(str(path), "read", type(e).__name__, _os_reason(e)))
+            continue
+        prev = known.get(str(path))
+        if prev and prev["size"] == st.st_size and prev["mtime"] == st.st_mtime \
+                and _fingerprints_match(prev, fingerprints):
+            summary.unchanged += 1
+        else:
+            todo.append((path, st))
+    return _Plan(files, todo)
+
+
+def _os_reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+class _Writer:
+    """Batches item and segment records into upserts; times the writes."""
+
+    def __init__(self, store: CatalogStore, batch: int) -> None:
+        self.store, self.batch, self.seconds = store, batch, 0.0
+        self.items: list[ItemRecord] = []
+        self.segments: list[SegmentRecord] = []
+
+    def add(self, item: ItemRecord, segments: list[SegmentRecord]) -> None:
+        self.items.append(item)
+        self.segments.extend(segments)
+        if len(self.items) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.items:
+            return
+        t = time.perf_counter()
+        self.store.write(self.items, self.segments)
+        for rec in self.items:
+            self.store.clear_errors(rec.path)
+        self.seconds += time.perf_counter() - t
+        self.items, self.segments = [], []
+
+
 def ingest_directory(
     store: CatalogStore,
     extractors: Sequence[Any],
@@ -90,120 +150,120 @@ def ingest_directory(
     options: IngestOptions | None = None,
     progress: ProgressFn = _noop,
 ) -> IngestSummary:
-    """Ingest every media file under root into the store. See module docstring."""
+    """Ingest every media file under root into the store. See module docstring.
+
+    Progress events: "planned" {total, unchanged}, then per file one of "embedded"
+    {path, segments, units}, "unchanged" {path} or "failed" {path, message}.
+    Ctrl-C stops after the batch in flight is written (summary.interrupted).
+    """
     from mmrec.extractors import MediaItem, embed_files
 
     options = options or IngestOptions()
     t0 = time.perf_counter()
     summary = IngestSummary(random_weights=[e.preset for e in extractors if e.is_random])
     fingerprints = {e.modality: e.fingerprint for e in extractors}
+    timings = {"scan": 0.0, "hash_probe": 0.0, "decode": 0.0, "embed": 0.0, "write": 0.0}
+    plan = _plan(store, root, options.recursive, fingerprints, summary)
     known = store.file_index()
-    timings = {"read": 0.0, "embed": 0.0, "write": 0.0}
+    timings["scan"] = time.perf_counter() - t0
+    progress("planned", {"total": len(plan.todo), "unchanged": summary.unchanged})
 
-    # reader: walk, skip unchanged, probe
-    t = time.perf_counter()
-    files = [p.resolve() for p in iter_media_files(root, options.recursive)]
-    todo: list[tuple[Path, str, Any]] = []
-    for path in files:
-        prev = known.get(str(path))
-        try:
-            st = path.stat()
-            same_file = prev and prev["size"] == st.st_size and prev["mtime"] == st.st_mtime
-            if same_file and _fingerprints_match(prev, fingerprints):
-                summary.unchanged += 1
+    ids: dict[str, tuple[str, os.stat_result]] = {}
+
+    def fail(path: str, stage: str, error: str, message: str) -> None:
+        summary.failed.append(FileFailure(path, stage, error, message))
+        progress("failed", {"path": path, "message": message})
+
+    def reader() -> Iterator[Any]:
+        """Hash and probe lazily, so embedding starts at once and progress moves."""
+        for path, st in plan.todo:
+            t = time.perf_counter()
+            try:
+                item_id = content_hash(path)
+                prev = known.get(str(path))
+                if prev and prev["id"] == item_id and _fingerprints_match(prev, fingerprints):
+                    summary.unchanged += 1  # touched, but the same bytes
+                    progress("unchanged", {"path": str(path)})
+                    continue
+                info = probe(path)
+                text = read_text_meta(path, info)
+            except MediaError as e:
+                fail(str(path), e.stage, type(e).__name__, e.reason)
                 continue
-            item_id = content_hash(path)
-            if prev and prev["id"] == item_id and _fingerprints_match(prev, fingerprints):
-                summary.unchanged += 1  # touched but identical content
+            except OSError as e:  # vanished or unreadable between scan and read
+                fail(str(path), "read", type(e).__name__, _os_reason(e))
                 continue
-            todo.append((path, item_id, st))
-        except OSError as e:
-            summary.failed.append(FileFailure(str(path), "read", type(e).__name__, str(e)))
-    progress("planned", {"total": len(todo), "unchanged": summary.unchanged})
+            finally:
+                timings["hash_probe"] += time.perf_counter() - t
+            ids[str(path)] = (item_id, st)
+            yield MediaItem(str(path), info, text)
 
-    items: list[Any] = []
-    meta: dict[str, tuple[str, Any]] = {}
-    for path, item_id, st in todo:
-        try:
-            info = probe(path)
-            text = read_text_meta(path, info)
-        except MediaError as e:
-            summary.failed.append(FileFailure(str(path), e.stage, type(e).__name__, e.reason))
-            progress("failed", {"path": str(path), "message": e.reason})
-            continue
-        items.append(MediaItem(str(path), info, text))
-        meta[str(path)] = (item_id, st)
-    timings["read"] += time.perf_counter() - t
-
-    # mapper -> writer
-    layout = store.layout
-    by_name = {e.name: e for e in extractors}
-    pending_items: list[ItemRecord] = []
-    pending_segs: list[SegmentRecord] = []
-
-    def flush() -> None:
-        t_w = time.perf_counter()
-        store.write(pending_items, pending_segs)
-        for rec in pending_items:
-            store.clear_errors(rec.path)
-        timings["write"] += time.perf_counter() - t_w
-        pending_items.clear()
-        pending_segs.clear()
-
-    t_e = time.perf_counter()
-    for result in embed_files(list(extractors), items, batch_files=options.batch_files,
-                              prefetch=options.prefetch, workers=options.workers):
-        item = result.item
-        item_id, st = meta[item.path]
-        vectors: dict[str, np.ndarray | None] = {}
-        # Fingerprints of every extractor that did not fail (one that does not apply,
-        # e.g. CLIP on an audio file, counts as done): a failed one reruns next time.
-        done_fps = {e.modality: e.fingerprint for e in extractors if e.name not in result.errors}
-        segs: list[SegmentRecord] = []
-        for name, sv in result.vectors.items():
-            ext = by_name[name]
-            block = layout.block(ext.modality)
-            vectors[ext.modality] = sv.item_vector
-            placed = _place(block, layout.dim, sv.vectors)
-            labels = sv.labels or ("",) * len(sv)
-            segs += [SegmentRecord(item_id, ext.modality, k, float(sv.starts[k]), float(sv.ends[k]),
-                                   labels[k] if k < len(labels) else "", placed[k])
-                     for k in range(len(sv))]
-        for name, err in result.errors.items():
-            stage = getattr(err, "stage", "embed")
-            msg = getattr(err, "reason", None) or str(err)
-            summary.failed.append(FileFailure(item.path, f"{stage}:{name}", type(err).__name__, msg))
-            progress("failed", {"path": item.path, "message": f"{name}: {msg}"})
-        if not vectors:
-            continue
-        text = item.text
-        rec = ItemRecord(
-            id=item_id, path=item.path, size=st.st_size, mtime=st.st_mtime,
-            duration=item.info.duration, kind=item.info.kind,
-            title=text.title if text else Path(item.path).stem,
-            text=" ".join(v for k, v in (text.fields().items() if text else []) if k != "title"),
-            tags=list(text.tags) if text else [], vectors=vectors, fused=layout.fuse(vectors),
-            fingerprints=done_fps,
-        )
-        pending_items.append(rec)
-        pending_segs.extend(segs)
-        summary.ingested.append(item.path)
-        summary.segments += len(segs)
-        progress("embedded", {"path": item.path, "segments": len(segs)})
-        if len(pending_items) >= options.write_batch:
-            flush()
-    timings["embed"] += time.perf_counter() - t_e
-    if pending_items:
-        flush()
-    timings["embed"] -= timings["write"]
-
+    writer = _Writer(store, options.write_batch)
+    results = embed_files(list(extractors), reader(), batch_files=options.batch_files,
+                          prefetch=options.prefetch, workers=options.workers)
+    try:
+        while True:
+            t = time.perf_counter()
+            result = next(results, None)
+            timings["embed"] += time.perf_counter() - t
+            if result is None:
+                break
+            timings["decode"] += result.prepare_s
+            item_id, st = ids.pop(result.item.path)
+            _collect(result, item_id, st, store.layout, extractors, writer, summary, fail, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        results.close()
+    writer.flush()
+    timings["write"] = writer.seconds
     for f in summary.failed:
         store.record_error(f.path, f.stage, f.error, f.message)
-    if options.prune_missing:
-        summary.removed = _prune_missing(store, Path(root).resolve(), set(map(str, files)))
+    if options.prune_missing and not summary.interrupted:
+        summary.removed = _prune_missing(store, Path(root).resolve(), set(map(str, plan.files)))
     summary.timings = timings
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extractors: Sequence[Any],
+             writer: _Writer, summary: IngestSummary, fail: Callable[..., None],
+             progress: ProgressFn) -> None:
+    """One file's extractor results -> an item record and its segment records."""
+    item = result.item
+    by_name = {e.name: e for e in extractors}
+    vectors: dict[str, np.ndarray | None] = {}
+    # Fingerprints of every extractor that did not fail (one that does not apply,
+    # e.g. CLIP on an audio file, counts as done): a failed one reruns next time.
+    done_fps = {e.modality: e.fingerprint for e in extractors if e.name not in result.errors}
+    segs: list[SegmentRecord] = []
+    for name, sv in result.vectors.items():
+        ext = by_name[name]
+        block = layout.block(ext.modality)
+        vectors[ext.modality] = sv.item_vector
+        placed = _place(block, layout.dim, sv.vectors)
+        labels = sv.labels or ("",) * len(sv)
+        segs += [SegmentRecord(item_id, ext.modality, k, float(sv.starts[k]), float(sv.ends[k]),
+                               labels[k] if k < len(labels) else "", placed[k])
+                 for k in range(len(sv))]
+    for name, err in result.errors.items():
+        stage = getattr(err, "stage", "embed")
+        msg = getattr(err, "reason", None) or str(err)
+        fail(item.path, f"{stage}:{name}", type(err).__name__, f"{name}: {msg}")
+    if not vectors:
+        return
+    text = item.text
+    rec = ItemRecord(
+        id=item_id, path=item.path, size=st.st_size, mtime=st.st_mtime,
+        duration=item.info.duration, kind=item.info.kind,
+        title=text.title if text else Path(item.path).stem,
+        text=" ".join(v for k, v in (text.fields().items() if text else []) if k != "title"),
+        tags=list(text.tags) if text else [], vectors=vectors, fused=layout.fuse(vectors),
+        fingerprints=done_fps,
+    )
+    writer.add(rec, segs)
+    summary.ingested.append(item.path)
+    summary.segments += len(segs)
+    progress("embedded", {"path": item.path, "segments": len(segs), "units": dict(result.units)})
 
 
 def _fingerprints_match(prev: dict[str, Any], current: dict[str, str]) -> bool:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.errors import ConfigError
+from mmrec.index import search_kind
 from mmrec.store import CatalogStore, _sql_str
-
-EXACT_SEARCH_BELOW = 50_000  # rows; above this an ANN index (if built) is used
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,32 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarray,
+                  where: str | None, exact: bool | None) -> Any:
+    """A LanceDB dot-product query: exact scan, or the ANN index with its kind's settings."""
+    q = table.search(query.astype(np.float32), vector_column_name=column).distance_type("dot")
+    if where:
+        q = q.where(where, prefilter=True)
+    kind = search_kind(store, table, exact)
+    if kind is None:
+        return q.bypass_vector_index()
+    q = q.nprobes(kind.nprobes).refine_factor(kind.refine_factor)
+    return q.ef(kind.ef) if kind.ef else q
+
+
+def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:
+    try:
+        return q.to_arrow().to_pylist()
+    except (ValueError, RuntimeError) as e:  # lance reports SQL errors as these
+        if where:
+            raise ConfigError(f"--where {where!r} is not a valid filter: {_first_line(e)}") from e
+        raise
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
 def nearest_items(
     store: CatalogStore,
     query: np.ndarray,
@@ -53,18 +79,14 @@ def nearest_items(
     where: str | None = None,
     exclude: tuple[str, ...] = (),
     with_segments: bool = True,
+    exact: bool | None = None,
 ) -> list[Hit]:
-    """Top-k items by query · fused, exact below EXACT_SEARCH_BELOW rows or without an index."""
+    """Top-k items by query · fused (see mmrec.index for exact vs ANN), each with its
+    per-modality scores and, if with_segments, its best-matching segment."""
     preds = [f"({where})"] if where else []
     preds += [f"id != {_sql_str(x)}" for x in exclude]
-    q = store.items.search(query.astype(np.float32), vector_column_name="fused").metric("dot")
-    if preds:
-        q = q.where(" AND ".join(preds), prefilter=True)
-    if store.items.count_rows() < EXACT_SEARCH_BELOW or not store.items.list_indices():
-        q = q.bypass_vector_index()
-    else:
-        q = q.nprobes(32).refine_factor(5)
-    rows = q.limit(k).to_arrow().to_pylist()
+    q = _vector_query(store, store.items, "fused", query, " AND ".join(preds) or None, exact)
+    rows = _checked_rows(q.limit(k), where)
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
     parts = store.layout.modality_scores(query, fused) if rows else {}
@@ -76,6 +98,44 @@ def nearest_items(
             scores={m: round(float(v[i]), 6) for m, v in parts.items()},
             segment=best.get(rows[i]["id"]))
         for n, i in enumerate(order)
+    ]
+
+
+def nearest_segments(
+    store: CatalogStore,
+    query: np.ndarray,
+    k: int = 10,
+    where: str | None = None,
+    exclude: tuple[str, ...] = (),
+    exact: bool | None = None,
+) -> list[Hit]:
+    """Top-k moments: segments ranked by query · segment vector (several may share a file).
+
+    `where` filters on item columns; it is resolved to the matching item ids first.
+    """
+    preds = [f"item_id NOT IN ({', '.join(_sql_str(x) for x in exclude)})"] if exclude else []
+    if where:
+        ids = [r["id"] for r in _checked_rows(
+            store.items.search().where(where).select(["id"]).limit(None), where)]
+        if not ids:
+            return []
+        preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
+    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact)
+    rows = q.limit(k).to_arrow().to_pylist()
+    if not rows:
+        return []
+    vecs = np.array([r["vector"] for r in rows], dtype=np.float32)
+    scores = vecs @ query
+    parts = store.layout.modality_scores(query, vecs)
+    items = {r["id"]: r for r in store.get_items(list({r["item_id"] for r in rows}),
+                                                  ["id", "path", "title", "kind"])}
+    order = np.argsort(-scores, kind="stable")
+    return [
+        Hit(rank=n + 1, item_id=rows[i]["item_id"], path=items[rows[i]["item_id"]]["path"],
+            title=items[rows[i]["item_id"]]["title"], kind=items[rows[i]["item_id"]]["kind"],
+            score=float(scores[i]), scores={m: round(float(v[i]), 6) for m, v in parts.items()},
+            segment=Segment(rows[i]["start"], rows[i]["end"], rows[i]["modality"], rows[i]["label"] or ""))
+        for n, i in enumerate(order) if rows[i]["item_id"] in items
     ]
 
 

@@ -245,11 +245,13 @@ class CatalogStore:
     # -- reads -------------------------------------------------------------------
     def file_index(self) -> dict[str, dict[str, Any]]:
         """path -> {id, size, mtime, fingerprints} for every stored item (the skip check)."""
-        cols = ["id", "path", "size", "mtime", "fingerprints"]
-        table = self.items.to_arrow().select(cols) if self.items.count_rows() else None
-        if table is None:
-            return {}
-        return {r["path"]: r for r in table.to_pylist()}
+        rows = self.columns(self.items, ["id", "path", "size", "mtime", "fingerprints"])
+        return {r["path"]: r for r in rows.to_pylist()}
+
+    @staticmethod
+    def columns(table: Any, names: list[str]) -> pa.Table:
+        """Some columns of every row (a projected scan: vectors are not read)."""
+        return table.search().select(names).limit(None).to_arrow()
 
     def get_items(self, ids: list[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
         if not ids:
@@ -275,9 +277,8 @@ class CatalogStore:
 
     def counts(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
-        if self.items.count_rows():
-            for k in self.items.to_arrow().column("kind").to_pylist():
-                kinds[k] = kinds.get(k, 0) + 1
+        for k in self.columns(self.items, ["kind"]).column("kind").to_pylist():
+            kinds[k] = kinds.get(k, 0) + 1
         return {
             "items": self.items.count_rows(),
             "by_kind": kinds,
