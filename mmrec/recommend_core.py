@@ -1,0 +1,336 @@
+"""Batched recommendation: user vectors -> kernel top-k candidates -> rerank -> explain.
+
+Storage-free: items are a [N, D] fused matrix addressed by row index; the caller maps
+indices to ids, paths and titles. Candidates come from `mmrec.kernels.topk` (seen items
+excluded through its CSR), k * candidate_factor per user so the rerank has room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mmrec.errors import ConfigError
+from mmrec.fusion import FusionLayout
+from mmrec.interactions import Interaction, by_user, is_positive
+from mmrec.kernels import topk
+from mmrec.rerank import RerankConfig, popularity_scores, rerank
+from mmrec.users import (
+    UserVectorConfig,
+    UserVectorError,
+    block_similarity,
+    contribution_shares,
+    most_similar,
+    user_vector,
+)
+
+log = logging.getLogger(__name__)
+
+# Plain-language pieces of an explanation, keyed by modality / event / item kind.
+NOUNS = {"visual": "look", "audio": "soundtrack", "text": "topic"}
+LEADS = {"visual": "looks like", "audio": "sounds like", "text": "is much like"}
+VERBS = {"like": "liked", "share": "shared", "comment": "commented on", "view": "watched"}
+VIEW_VERBS_BY_KIND = {"audio": "listened to"}
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """One user's interactions as item row indices, in time order."""
+
+    item_indices: np.ndarray
+    events: tuple[str, ...]
+    values: np.ndarray  # NaN where no fraction was given
+    timestamps: np.ndarray
+    texts: tuple[str | None, ...] = ()
+
+    @property
+    def positive(self) -> np.ndarray:
+        """Mask of rows that count as wanted (see interactions.is_positive)."""
+        return np.array([is_positive(e, None if np.isnan(v) else float(v))
+                         for e, v in zip(self.events, self.values, strict=True)], dtype=bool)
+
+
+@dataclass(frozen=True)
+class RecommendOptions:
+    """One recommendation run.
+
+    Attributes:
+        k: results per user.
+        exclude_seen: never recommend an item in the user's history.
+        candidate_factor: the kernels fetch k * this many candidates for the rerank.
+        explain: build `because` and the explanation sentence.
+        backend: kernels backend ("auto", "numpy", "cpu", "cuda").
+        batch_size: users scored per kernel call.
+        rerank: popularity / freshness / diversity settings.
+        explain_min_share: modalities with at least this share of the score are named.
+    """
+
+    k: int = 10
+    exclude_seen: bool = True
+    candidate_factor: int = 5
+    explain: bool = False
+    backend: str = "auto"
+    batch_size: int = 1024
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    explain_min_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.k <= 0 or self.candidate_factor < 1 or self.batch_size < 1:
+            raise ConfigError(f"k ({self.k}), candidate_factor ({self.candidate_factor}) and "
+                              f"batch_size ({self.batch_size}) must be positive")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item for one user.
+
+    `score` is the reranked score (relevance + boosts); `scores` the per-modality parts
+    u_m · v_m of the relevance; `shares` their shares of its positive part.
+    """
+
+    rank: int
+    item_index: int
+    score: float
+    relevance: float
+    scores: dict[str, float]
+    shares: dict[str, float]
+    because_index: int | None = None
+    explanation: str | None = None
+
+    def to_json(self, ids: Sequence[str], paths: Sequence[str]) -> dict[str, Any]:
+        """The `--json` record: rank, item_id, path, score, scores (+ explanation, because)."""
+        out: dict[str, Any] = {"rank": self.rank, "item_id": ids[self.item_index],
+                               "path": paths[self.item_index], "score": self.score,
+                               "scores": self.scores}
+        if self.explanation is not None:
+            b = self.because_index
+            out["explanation"] = self.explanation
+            out["because"] = None if b is None else {"item_id": ids[b], "path": paths[b]}
+        return out
+
+
+@dataclass(frozen=True)
+class UserMatrix:
+    """User vectors for many users: row i of `vectors` belongs to `user_ids[i]`."""
+
+    user_ids: list[str]
+    vectors: np.ndarray
+    skipped: dict[str, str]
+
+
+def histories_from_interactions(rows: Sequence[Interaction],
+                                item_index: Mapping[str, int]) -> dict[str, UserHistory]:
+    """Per-user histories in time order; rows whose item is not in `item_index` are dropped."""
+    out: dict[str, UserHistory] = {}
+    dropped = 0
+    for user, rs in by_user(rows).items():
+        kept = [r for r in rs if r.item_id in item_index]
+        dropped += len(rs) - len(kept)
+        if kept:
+            out[user] = UserHistory(
+                np.array([item_index[r.item_id] for r in kept], dtype=np.int64),
+                tuple(r.event for r in kept),
+                np.array([np.nan if r.value is None else r.value for r in kept], dtype=np.float64),
+                np.array([r.timestamp for r in kept], dtype=np.float64),
+                tuple(r.text for r in kept))
+    if dropped:
+        log.info("%d interactions name items that are no longer in the catalog; ignored", dropped)
+    return out
+
+
+def user_matrix(histories: Mapping[str, UserHistory], items: np.ndarray, layout: FusionLayout,
+                now: float, config: UserVectorConfig | None = None,
+                comment_vectors: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                priors: Mapping[str, np.ndarray] | None = None) -> UserMatrix:
+    """User vectors for every user with a usable history; the others are listed in `skipped`.
+
+    Args:
+        histories: user id -> history (histories_from_interactions).
+        items: [N, D] fused item vectors.
+        layout: the fusion layout.
+        now: epoch seconds ages are measured from.
+        config: user-vector settings.
+        comment_vectors: user id -> {modality: [T, d]} aligned with the history rows.
+        priors: user id -> interests vector to blend in (see user_vector's prior).
+    """
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    skipped: dict[str, str] = {}
+    for user, h in histories.items():
+        try:
+            rows.append(user_vector(items[h.item_indices], h.events, h.values, h.timestamps, layout, now,
+                                    (comment_vectors or {}).get(user), config,
+                                    (priors or {}).get(user)))
+            ids.append(user)
+        except UserVectorError as e:
+            skipped[user] = str(e)
+    vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, layout.dim), np.float32)
+    return UserMatrix(ids, vectors, skipped)
+
+
+def popularity_counts(histories: Mapping[str, UserHistory], n_items: int) -> np.ndarray:
+    """Per item, how many distinct users had a positive event on it."""
+    counts = np.zeros(n_items, dtype=np.int64)
+    for h in histories.values():
+        counts[np.unique(h.item_indices[h.positive])] += 1
+    return counts
+
+
+def seen_csr(histories: Sequence[UserHistory | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Exclusion CSR (indptr, item indices) for the kernels; None means nothing seen."""
+    lists = [np.unique(h.item_indices) if h is not None else np.zeros(0, np.int64) for h in histories]
+    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([x.size for x in lists])
+    return indptr, (np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, np.int64))
+
+
+def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
+         histories: Sequence[UserHistory | None] | None = None, popularity: np.ndarray | None = None,
+         ingest_times: np.ndarray | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k item indices and reranked scores for every user, batched through the kernels.
+
+    Args:
+        users: [U, D] user vectors. items: [N, D] fused item vectors (float32 or float16).
+        options: k, exclusions, candidate factor, backend, rerank settings.
+        histories: per user (aligned with `users`), for exclude_seen; None entries are
+            users without history (cold start).
+        popularity: [N] raw per-item counts (popularity_counts), or None.
+        ingest_times: [N] epoch seconds each item was ingested (NaN unknown), or None.
+        now: epoch seconds for freshness (None: the newest ingest time).
+
+    Returns:
+        (int64 [U, k], float32 [U, k]); rows with fewer results end in -1 / -inf.
+    """
+    users = np.atleast_2d(np.asarray(users, dtype=np.float32))
+    n_users, n_items, k = users.shape[0], items.shape[0], options.k
+    if histories is not None and len(histories) != n_users:
+        raise ConfigError(f"{len(histories)} histories for {n_users} users")
+    cfg = options.rerank
+    pop = popularity_scores(popularity) if popularity is not None else None
+    neutral = cfg.is_neutral(pop is not None, ingest_times is not None)
+    fetch = k if neutral else max(k, min(n_items, k * options.candidate_factor))
+    out_i = np.full((n_users, k), -1, dtype=np.int64)
+    out_s = np.full((n_users, k), -np.inf, dtype=np.float32)
+    for start in range(0, n_users, options.batch_size):
+        stop = min(start + options.batch_size, n_users)
+        exclude = seen_csr(histories[start:stop]) if options.exclude_seen and histories is not None else None
+        idx, sc = topk(users[start:stop], items, fetch, exclude=exclude, backend=options.backend)
+        if neutral:
+            out_i[start:stop], out_s[start:stop] = idx[:, :k], sc[:, :k]
+            continue
+        for r in range(stop - start):
+            valid = idx[r] >= 0
+            cand = idx[r][valid]
+            res = rerank(sc[r][valid], items[cand] if cfg.diversity > 0 else None, k, cfg,
+                         popularity=None if pop is None else pop[cand],
+                         ingest_times=None if ingest_times is None else ingest_times[cand], now=now)
+            out_i[start + r, : res.order.size] = cand[res.order]
+            out_s[start + r, : res.order.size] = res.scores
+    return out_i, out_s
+
+
+def format_shares(shares: Mapping[str, float]) -> str:
+    """'visual 0.61, audio 0.22, text 0.17' (largest first)."""
+    return ", ".join(f"{m} {s:.2f}" for m, s in sorted(shares.items(), key=lambda x: -x[1]))
+
+
+def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
+            because: tuple[np.ndarray, str, str, str | None] | None, min_share: float = 0.25) -> str:
+    """One plain sentence from the numbers.
+
+    Args:
+        shares: per-modality shares of the user's score for the item.
+        item: the recommended item's fused vector.
+        layout: the fusion layout.
+        because: (fused vector, title, event, kind) of the history item it most resembles,
+            or None (cold start / no positive history).
+        min_share: a modality is named when its share reaches this (else the top one).
+    """
+    ranked = sorted((m for m in shares if shares[m] > 0), key=lambda m: -shares[m])
+    named = [m for m in ranked if shares[m] >= min_share] or ranked[:1]
+    why = f"similar {' and '.join(NOUNS.get(m, m) for m in named)}" if named else "weak match"
+    tail = f"{why} ({format_shares(shares)})"
+    if because is None:
+        return f"matches your interests; {tail}"
+    vec, title, event, kind = because
+    sims = block_similarity(item, vec, layout)
+    lead = LEADS.get(max(sims, key=lambda m: sims[m]), "is like") if sims else "is like"
+    verb = VIEW_VERBS_BY_KIND.get(kind or "", VERBS["view"]) if event == "view" else VERBS.get(event, event)
+    return f"{lead} {title} you {verb}; {tail}"
+
+
+def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, options: RecommendOptions, *,
+              histories: Sequence[UserHistory | None] | None = None, popularity: np.ndarray | None = None,
+              ingest_times: np.ndarray | None = None, now: float | None = None,
+              titles: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
+              ) -> list[list[Recommendation]]:
+    """Recommendations with per-modality scores (and explanations) for each user.
+
+    Args:
+        users, items, options, histories, popularity, ingest_times, now: as for `rank`.
+        layout: the fusion layout (per-modality scores, explanations).
+        titles: per item, the name used in explanations (default "item <index>").
+        kinds: per item, "video"/"audio" (picks "watched" or "listened to").
+
+    Returns:
+        One list per user, best first, at most options.k long.
+    """
+    users = np.atleast_2d(np.asarray(users, dtype=np.float32))
+    idx, sc = rank(users, items, options, histories=histories, popularity=popularity,
+                   ingest_times=ingest_times, now=now)
+    out: list[list[Recommendation]] = []
+    for u in range(users.shape[0]):
+        h = histories[u] if histories is not None else None
+        recs: list[Recommendation] = []
+        for pos, (j, s) in enumerate(zip(idx[u], sc[u], strict=True)):
+            if j < 0:
+                break
+            item = np.asarray(items[j], dtype=np.float32)
+            contrib, shares = contribution_shares(users[u], item, layout)
+            because_idx = sentence = None
+            if options.explain:
+                because = None
+                if h is not None and h.item_indices.size:
+                    mask = h.positive & (h.item_indices != j)
+                    row = most_similar(np.asarray(items[h.item_indices], np.float32), item, mask)
+                    if row is not None:
+                        b = int(h.item_indices[row])
+                        because_idx = b
+                        because = (np.asarray(items[b], np.float32),
+                                   titles[b] if titles is not None else f"item {b}", h.events[row],
+                                   kinds[b] if kinds is not None else None)
+                sentence = explain(shares, item, layout, because, options.explain_min_share)
+            recs.append(Recommendation(pos + 1, int(j), float(s), float(users[u] @ item), contrib, shares,
+                                       because_idx, sentence))
+        out.append(recs)
+    return out
+
+
+def vector_recommender(item_ids: Sequence[str], items: np.ndarray, layout: FusionLayout, *,
+                       user_config: UserVectorConfig | None = None,
+                       options: RecommendOptions | None = None, now: float | None = None,
+                       ingest_times: np.ndarray | None = None):  # -> evaluate.Recommender
+    """The mmrec recommender as a function for `evaluate`: (train, users, k) -> ranked ids.
+
+    User vectors come from the train rows only; `now` defaults to the latest train time.
+    """
+    opts = options or RecommendOptions(backend="numpy")
+    index = {i: n for n, i in enumerate(item_ids)}
+
+    def run(train: Sequence[Interaction], users: Sequence[str], k: int) -> dict[str, list[str]]:
+        hist = histories_from_interactions(train, index)
+        t_now = now if now is not None else max((r.timestamp for r in train), default=0.0)
+        wanted = {u: hist[u] for u in users if u in hist}
+        um = user_matrix(wanted, items, layout, t_now, user_config)
+        if not um.user_ids:
+            return {}
+        idx, _ = rank(um.vectors, items, replace(opts, k=k), histories=[hist[u] for u in um.user_ids],
+                      popularity=popularity_counts(hist, len(item_ids)), ingest_times=ingest_times,
+                      now=t_now)
+        return {u: [item_ids[j] for j in row if j >= 0] for u, row in zip(um.user_ids, idx, strict=True)}
+
+    return run
