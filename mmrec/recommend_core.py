@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from mmrec.errors import ConfigError
+from mmrec.evaluate import Recommender
 from mmrec.fusion import FusionLayout
 from mmrec.interactions import Interaction, by_user, is_positive
 from mmrec.kernels import topk
-from mmrec.rerank import RerankConfig, popularity_scores, rerank
+from mmrec.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
 from mmrec.users import (
     UserVectorConfig,
     UserVectorError,
@@ -213,24 +214,48 @@ def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
     pop = popularity_scores(popularity) if popularity is not None else None
     neutral = cfg.is_neutral(pop is not None, ingest_times is not None)
     fetch = k if neutral else max(k, min(n_items, k * options.candidate_factor))
+    # Popularity + freshness bonus per catalog item, computed once for every user.
+    bonus = None if neutral else boosted_scores(np.zeros(n_items), cfg, pop, ingest_times, now)
     out_i = np.full((n_users, k), -1, dtype=np.int64)
     out_s = np.full((n_users, k), -np.inf, dtype=np.float32)
     for start in range(0, n_users, options.batch_size):
         stop = min(start + options.batch_size, n_users)
         exclude = seen_csr(histories[start:stop]) if options.exclude_seen and histories is not None else None
         idx, sc = topk(users[start:stop], items, fetch, exclude=exclude, backend=options.backend)
-        if neutral:
+        if bonus is None:
             out_i[start:stop], out_s[start:stop] = idx[:, :k], sc[:, :k]
             continue
+        valid = idx >= 0
+        final = np.where(valid, sc + bonus[np.where(valid, idx, 0)], -np.inf)
+        if cfg.diversity == 0.0:  # boosts only: one stable sort for the whole batch
+            order = np.argsort(-final, axis=1, kind="stable")[:, :k]
+            out_i[start:stop] = np.where(np.take_along_axis(valid, order, 1),
+                                         np.take_along_axis(idx, order, 1), -1)
+            out_s[start:stop] = np.take_along_axis(final, order, 1)
+            continue
         for r in range(stop - start):
-            valid = idx[r] >= 0
-            cand = idx[r][valid]
-            res = rerank(sc[r][valid], items[cand] if cfg.diversity > 0 else None, k, cfg,
-                         popularity=None if pop is None else pop[cand],
-                         ingest_times=None if ingest_times is None else ingest_times[cand], now=now)
-            out_i[start + r, : res.order.size] = cand[res.order]
-            out_s[start + r, : res.order.size] = res.scores
+            cand = idx[r][valid[r]]
+            picks = mmr(final[r][valid[r]], items[cand], k, cfg.diversity)
+            out_i[start + r, : picks.size] = cand[picks]
+            out_s[start + r, : picks.size] = final[r][valid[r]][picks]
     return out_i, out_s
+
+
+def modality_scores(users: np.ndarray, items: np.ndarray, idx: np.ndarray,
+                    layout: FusionLayout) -> dict[str, np.ndarray]:
+    """Per-modality parts u_m · v_m of each ranked item's relevance ([U, k] each; NaN for padding).
+
+    Gathers [U, k, d] per block: call it per batch of users for very large U.
+    """
+    users = np.atleast_2d(np.asarray(users, dtype=np.float32))
+    valid = idx >= 0
+    out: dict[str, np.ndarray] = {}
+    for b in layout.blocks:
+        sl = slice(b.offset, b.offset + b.dim)
+        picked = np.asarray(items[np.where(valid, idx, 0), sl], np.float32)  # [U, k, d]
+        got = np.einsum("ukd,ud->uk", picked, users[:, sl])
+        out[b.modality] = np.where(valid, got, np.nan).astype(np.float32)
+    return out
 
 
 def format_shares(shares: Mapping[str, float]) -> str:
@@ -263,6 +288,21 @@ def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
     return f"{lead} {title} you {verb}; {tail}"
 
 
+def _because(h: UserHistory | None, j: int, item: np.ndarray, items: np.ndarray,
+             titles: Sequence[str] | None, kinds: Sequence[str] | None,
+             ) -> tuple[int | None, tuple[np.ndarray, str, str, str | None] | None]:
+    """The positive history item (other than j) most like item j, with what explain() needs."""
+    if h is None or not h.item_indices.size:
+        return None, None
+    row = most_similar(np.asarray(items[h.item_indices], np.float32), item,
+                       h.positive & (h.item_indices != j))
+    if row is None:
+        return None, None
+    b = int(h.item_indices[row])
+    return b, (np.asarray(items[b], np.float32), titles[b] if titles is not None else f"item {b}",
+               h.events[row], kinds[b] if kinds is not None else None)
+
+
 def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, options: RecommendOptions, *,
               histories: Sequence[UserHistory | None] | None = None, popularity: np.ndarray | None = None,
               ingest_times: np.ndarray | None = None, now: float | None = None,
@@ -293,16 +333,7 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
             contrib, shares = contribution_shares(users[u], item, layout)
             because_idx = sentence = None
             if options.explain:
-                because = None
-                if h is not None and h.item_indices.size:
-                    mask = h.positive & (h.item_indices != j)
-                    row = most_similar(np.asarray(items[h.item_indices], np.float32), item, mask)
-                    if row is not None:
-                        b = int(h.item_indices[row])
-                        because_idx = b
-                        because = (np.asarray(items[b], np.float32),
-                                   titles[b] if titles is not None else f"item {b}", h.events[row],
-                                   kinds[b] if kinds is not None else None)
+                because_idx, because = _because(h, int(j), item, items, titles, kinds)
                 sentence = explain(shares, item, layout, because, options.explain_min_share)
             recs.append(Recommendation(pos + 1, int(j), float(s), float(users[u] @ item), contrib, shares,
                                        because_idx, sentence))
@@ -313,7 +344,7 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
 def vector_recommender(item_ids: Sequence[str], items: np.ndarray, layout: FusionLayout, *,
                        user_config: UserVectorConfig | None = None,
                        options: RecommendOptions | None = None, now: float | None = None,
-                       ingest_times: np.ndarray | None = None):  # -> evaluate.Recommender
+                       ingest_times: np.ndarray | None = None) -> Recommender:
     """The mmrec recommender as a function for `evaluate`: (train, users, k) -> ranked ids.
 
     User vectors come from the train rows only; `now` defaults to the latest train time.

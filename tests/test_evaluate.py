@@ -40,7 +40,8 @@ def test_metrics_on_a_hand_computed_ranking() -> None:
     assert ndcg_at_k(ranked, relevant, 4) == pytest.approx(0.49818, abs=1e-5)
     assert reciprocal_rank(ranked, relevant, 4) == 0.5
     # Cut at k = 2: one hit at rank 2.
-    assert precision_at_k(ranked, relevant, 2) == 0.5 and recall_at_k(ranked, relevant, 2) == pytest.approx(1 / 3)
+    assert precision_at_k(ranked, relevant, 2) == 0.5
+    assert recall_at_k(ranked, relevant, 2) == pytest.approx(1 / 3)
     assert ndcg_at_k(ranked, relevant, 2) == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
     assert reciprocal_rank(["a", "c"], relevant, 2) == 0.0
     # A perfect list scores 1; duplicates count once; a short list is not rewarded.
@@ -52,7 +53,8 @@ def test_metrics_on_a_hand_computed_ranking() -> None:
 
 def test_leave_last_out_holds_out_the_latest_positive() -> None:
     rows = [row("u1", "a", 1), row("u1", "b", 2, "view", 0.9), row("u1", "c", 3, "skip"),
-            row("u2", "a", 1, "dislike"), row("u3", "a", 1), row("u4", "a", 1), row("u4", "b", 2, "view", 0.2)]
+            row("u2", "a", 1, "dislike"), row("u3", "a", 1), row("u4", "a", 1),
+            row("u4", "b", 2, "view", 0.2)]
     sp = leave_last_out(rows)
     assert sp.holdout == "last"
     assert sorted((r.user_id, r.item_id) for r in sp.test) == [("u1", "b"), ("u1", "c")]

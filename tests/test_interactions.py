@@ -144,7 +144,8 @@ def test_positive_events_and_grouping() -> None:
     assert [is_positive(e, None) for e in EVENTS] == [True, True, False, False, True, True]
     assert is_positive("view", 0.5) and not is_positive("view", 0.49)
     rows = [Interaction("u", "b", "like", None, 20.0, line=1), Interaction("v", "a", "like", None, 5.0),
-            Interaction("u", "a", "view", 0.2, 10.0, line=2), Interaction("u", "c", "view", 1.0, 10.0, line=3)]
+            Interaction("u", "a", "view", 0.2, 10.0, line=2),
+            Interaction("u", "c", "view", 1.0, 10.0, line=3)]
     grouped = by_user(rows)
     assert [r.item_id for r in grouped["u"]] == ["a", "c", "b"]
     assert list(grouped) == ["v", "u"]

@@ -139,7 +139,8 @@ def test_comment_text_joins_the_text_block_with_its_row_weight() -> None:
     assert t[3] / t[0] == pytest.approx(0.5, rel=1e-5)
     assert LAYOUT.split(u)["visual"] == pytest.approx(basis(0))  # other blocks untouched
     with pytest.raises(ConfigError, match="dim"):
-        user_vector(A[None], ["comment"], [None], [NOW], LAYOUT, NOW, comment_vectors={"text": np.ones((1, 3))})
+        user_vector(A[None], ["comment"], [None], [NOW], LAYOUT, NOW,
+                    comment_vectors={"text": np.ones((1, 3))})
 
 
 def test_embed_comments_aligns_rows() -> None:
@@ -186,7 +187,8 @@ def test_explanation_helpers() -> None:
                       "text": np.array([-0.1, 0.99, 0, 0])})
     contrib, shares = contribution_shares(user, it, LAYOUT)
     assert contrib["visual"] == pytest.approx(0.6, abs=1e-3) and contrib["text"] < 0
-    assert shares["visual"] == pytest.approx(0.75, abs=1e-3) and shares["audio"] == pytest.approx(0.25, abs=1e-3)
+    assert shares["visual"] == pytest.approx(0.75, abs=1e-3)
+    assert shares["audio"] == pytest.approx(0.25, abs=1e-3)
     assert shares["text"] == 0.0 and sum(shares.values()) == pytest.approx(1.0)
     sims = block_similarity(it, A, LAYOUT)
     assert sims["visual"] == pytest.approx(0.6, abs=1e-3) and max(sims, key=sims.get) == "visual"
