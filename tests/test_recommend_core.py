@@ -231,3 +231,16 @@ def test_batched_rerank_matches_the_per_user_rerank(diversity: float) -> None:
     assert relevance == pytest.approx(np.einsum("ud,ukd->uk", um.vectors, ITEMS[idx]), abs=1e-5)
     padded = modality_scores(um.vectors[:1], ITEMS, np.array([[3, -1]]), LAYOUT)
     assert np.isnan(padded["audio"][0, 1]) and not np.isnan(padded["audio"][0, 0])
+
+
+def test_because_is_always_a_positive_history_item() -> None:
+    e = np.eye(DIM, dtype=np.float32)
+    liked, disliked = (LAYOUT.fuse({m: e[i] for m in LAYOUT.modalities}) for i in (0, 1))
+    near_disliked = LAYOUT.fuse({m: 0.9 * e[1] + 0.3 * e[0] for m in LAYOUT.modalities})
+    items = np.stack([liked, disliked, near_disliked])
+    h = UserHistory(np.array([0, 1]), ("like", "dislike"), np.full(2, np.nan), np.array([NOW - 1, NOW]))
+    um = user_matrix({"u": h}, items, LAYOUT, NOW)
+    (recs,) = recommend(um.vectors, items, LAYOUT, RecommendOptions(k=3, backend="numpy", explain=True),
+                        histories=[h], titles=["Liked", "Disliked", "Near"])
+    assert [r.item_index for r in recs] == [2]
+    assert recs[0].because_index == 0 and "Liked you liked" in recs[0].explanation
