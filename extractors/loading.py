@@ -48,7 +48,7 @@ def load_extractor(
     weights = resolve_weights(info, model_paths)
     extractor = cls.from_preset(info, weights, RuntimeOptions(device, batch_size, precision))
     if extractor.is_random:
-        log.warning("extractor %s (%s) runs on RANDOM weights: vectors carry no meaning",
+        log.info("extractor %s (%s) runs on RANDOM weights: vectors carry no meaning",
                     info.name, info.extractor)
     return extractor
 

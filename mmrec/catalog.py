@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from mmrec.ingest import (
     content_hash,
     ingest_directory,
 )
-from mmrec.search import SearchResult, nearest_items, nearest_segments
+from mmrec.search import SearchResult, check_where, nearest_items, nearest_segments
 from mmrec.store import CatalogStore, vector_column
 
 DEFAULT_DB = "mmrec.lance"
@@ -94,12 +95,15 @@ class Catalog:
 
     # -- public API ---------------------------------------------------------------
     def ingest(self, directory: str | Path, *, preset: str | None = None,
-               options: IngestOptions | None = None, progress: ProgressFn = _noop) -> IngestSummary:
+               only: Sequence[str] | None = None, options: IngestOptions | None = None,
+               progress: ProgressFn = _noop) -> IngestSummary:
         """Ingest every media file under directory (unchanged files are skipped).
 
         Args:
             directory: a directory (walked) or a single media file.
             preset: extractor set; default $MMREC_PRESET, else the catalog's, else 'default'.
+            only: run just these extractors of the set (names like "clip" or modalities
+                like "visual"); the other modalities keep their stored vectors.
             options: walk/batching options (IngestOptions).
             progress: called with (event, data) as files are planned, embedded or fail.
         """
@@ -107,7 +111,7 @@ class Catalog:
             raise ConfigError(f"{directory}: no such file or directory to ingest")
         extractors = self.extractors(preset)
         store = self._store_for(extractors)
-        summary = ingest_directory(store, extractors, directory, options, progress)
+        summary = ingest_directory(store, _subset(extractors, only), directory, options, progress)
         store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
         return summary
 
@@ -137,6 +141,8 @@ class Catalog:
         if text is not None and not text.strip():
             raise ConfigError("the text query is empty: give some words to search for")
         store = self._open()
+        if where:
+            check_where(store, where)  # before any model loads
         layout = store.layout
         w = weights if isinstance(weights, dict) else parse_weights(weights, layout.modalities)
         if modality != "all":
@@ -214,6 +220,17 @@ class Catalog:
         return {**store.counts(), "extractors": meta.get("extractors", []),
                 "preset": meta.get("preset"), "fusion": [b.__dict__ for b in store.layout.blocks],
                 "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path)}
+
+
+def _subset(extractors: list[Any], only: Sequence[str] | None) -> list[Any]:
+    if not only:
+        return extractors
+    known = {e.name: e for e in extractors} | {e.modality: e for e in extractors}
+    unknown = [n for n in only if n not in known]
+    if unknown:
+        raise ConfigError(f"--extractors {','.join(unknown)}: not in this preset (it has "
+                          f"{', '.join(f'{e.name} ({e.modality})' for e in extractors)})")
+    return [e for e in extractors if e.name in only or e.modality in only]
 
 
 def _weighted(w: dict[str, float]) -> str:

@@ -31,20 +31,35 @@ def main(verbose: int) -> None:
     from rich.logging import RichHandler
 
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    logging.basicConfig(level=level, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=verbose > 0)])
+    _quiet_transformers()
+
+
+def _quiet_transformers() -> None:
+    """The CLI draws its own progress; transformers' per-load weight bars would interleave."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 main.add_command(probe_command)
 main.add_command(samples_command)
 
 
-def _add_optional_commands() -> None:
+def _add_catalog_commands() -> None:
     from mmrec.commands.extractors_cmd import extractors_command
+    from mmrec.commands.index_cmd import index_command
+    from mmrec.commands.ingest_cmd import ingest_command
+    from mmrec.commands.query_cmd import query_command
+    from mmrec.commands.stats_cmd import stats_command
 
-    main.add_command(extractors_command)
+    for command in (ingest_command, query_command, stats_command, index_command, extractors_command):
+        main.add_command(command)
 
 
-_add_optional_commands()
+_add_catalog_commands()
 
 if __name__ == "__main__":
     main()

@@ -84,6 +84,8 @@ def index_kind(name: str) -> IndexKind:
 def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexReport]:
     """Build (or rebuild) the ANN index on items.fused and segments.vector, plus scalar
     indexes on the id columns that filters and joins use."""
+    from lancedb.index import BTree
+
     spec = index_kind(kind)
     reports = []
     for table, column in ((store.items, "fused"), (store.segments, "vector")):
@@ -98,7 +100,7 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
         reports.append(IndexReport(table.name, column, rows, built, time.perf_counter() - t0))
     for table, column in ((store.items, "id"), (store.items, "path"), (store.segments, "item_id")):
         if table.count_rows():
-            table.create_scalar_index(column, replace=True)
+            table.create_index(column, config=BTree(), replace=True)
     store.set_meta({"index": {"kind": spec.name, "built_at": time.time(),
                               "tables": [r.to_json() for r in reports]}})
     return reports

@@ -8,6 +8,7 @@ A bad file is recorded in the `errors` table and reported; it never stops the ru
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from mmrec.errors import MediaError
 from mmrec.media import probe, read_text_meta
 from mmrec.scan import iter_media_files
-from mmrec.store import CatalogStore, ItemRecord, SegmentRecord
+from mmrec.store import CatalogStore, ItemRecord, SegmentRecord, vector_column
 
 log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
@@ -121,8 +122,8 @@ def _os_reason(e: OSError) -> str:
 class _Writer:
     """Batches item and segment records into upserts; times the writes."""
 
-    def __init__(self, store: CatalogStore, batch: int) -> None:
-        self.store, self.batch, self.seconds = store, batch, 0.0
+    def __init__(self, store: CatalogStore, batch: int, modalities: tuple[str, ...]) -> None:
+        self.store, self.batch, self.seconds, self.modalities = store, batch, 0.0, modalities
         self.items: list[ItemRecord] = []
         self.segments: list[SegmentRecord] = []
 
@@ -136,7 +137,7 @@ class _Writer:
         if not self.items:
             return
         t = time.perf_counter()
-        self.store.write(self.items, self.segments)
+        self.store.write(self.items, self.segments, self.modalities)
         for rec in self.items:
             self.store.clear_errors(rec.path)
         self.seconds += time.perf_counter() - t
@@ -153,7 +154,9 @@ def ingest_directory(
     """Ingest every media file under root into the store. See module docstring.
 
     Progress events: "planned" {total, unchanged}, then per file one of "embedded"
-    {path, segments, units}, "unchanged" {path} or "failed" {path, message}.
+    {path, segments, units}, "unchanged" {path}, "failed" {path, message, final=True}
+    or "dropped" {path}; "failed" with final=False is one extractor's failure on a file
+    that still gets "embedded" (other extractors worked) or "dropped".
     Ctrl-C stops after the batch in flight is written (summary.interrupted).
     """
     from mmrec.extractors import MediaItem, embed_files
@@ -170,9 +173,9 @@ def ingest_directory(
 
     ids: dict[str, tuple[str, os.stat_result]] = {}
 
-    def fail(path: str, stage: str, error: str, message: str) -> None:
+    def fail(path: str, stage: str, error: str, message: str, final: bool = True) -> None:
         summary.failed.append(FileFailure(path, stage, error, message))
-        progress("failed", {"path": path, "message": message})
+        progress("failed", {"path": path, "message": message, "final": final})
 
     def reader() -> Iterator[Any]:
         """Hash and probe lazily, so embedding starts at once and progress moves."""
@@ -198,7 +201,7 @@ def ingest_directory(
             ids[str(path)] = (item_id, st)
             yield MediaItem(str(path), info, text)
 
-    writer = _Writer(store, options.write_batch)
+    writer = _Writer(store, options.write_batch, tuple(e.modality for e in extractors))
     results = embed_files(list(extractors), reader(), batch_files=options.batch_files,
                           prefetch=options.prefetch, workers=options.workers)
     try:
@@ -210,7 +213,10 @@ def ingest_directory(
                 break
             timings["decode"] += result.prepare_s
             item_id, st = ids.pop(result.item.path)
-            _collect(result, item_id, st, store.layout, extractors, writer, summary, fail, progress)
+            prev = known.get(result.item.path)
+            kept = _kept_row(store, prev, item_id, fingerprints)
+            _collect(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
+                     progress)
     except KeyboardInterrupt:
         summary.interrupted = True
         results.close()
@@ -225,10 +231,22 @@ def ingest_directory(
     return summary
 
 
+def _kept_row(store: CatalogStore, prev: dict[str, Any] | None, item_id: str,
+              running: dict[str, str]) -> dict[str, Any] | None:
+    """The stored row of the same content, when this run embeds only some modalities
+    (--extractors): the others' vectors and fingerprints are kept, not lost."""
+    if prev is None or prev["id"] != item_id:
+        return None
+    if not set(_stored_fingerprints(prev)) - set(running):
+        return None
+    rows = store.get_items([item_id])
+    return rows[0] if rows else None
+
+
 def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extractors: Sequence[Any],
-             writer: _Writer, summary: IngestSummary, fail: Callable[..., None],
-             progress: ProgressFn) -> None:
-    """One file's extractor results -> an item record and its segment records."""
+             kept: dict[str, Any] | None, writer: _Writer, summary: IngestSummary,
+             fail: Callable[..., None], progress: ProgressFn) -> None:
+    """One file's extractor results (plus kept modalities) -> an item record and segments."""
     item = result.item
     by_name = {e.name: e for e in extractors}
     vectors: dict[str, np.ndarray | None] = {}
@@ -248,9 +266,17 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
     for name, err in result.errors.items():
         stage = getattr(err, "stage", "embed")
         msg = getattr(err, "reason", None) or str(err)
-        fail(item.path, f"{stage}:{name}", type(err).__name__, f"{name}: {msg}")
+        fail(item.path, f"{stage}:{name}", type(err).__name__, f"{name}: {msg}", final=False)
     if not vectors:
+        progress("dropped", {"path": item.path})  # every extractor failed: nothing to store
         return
+    if kept is not None:
+        running = {e.modality for e in extractors}
+        for m in layout.modalities:
+            if m not in running and kept.get(vector_column(m)) is not None:
+                vectors[m] = np.asarray(kept[vector_column(m)], np.float32)
+        done_fps = {**{m: fp for m, fp in _stored_fingerprints(kept).items() if m not in running},
+                    **done_fps}
     text = item.text
     rec = ItemRecord(
         id=item_id, path=item.path, size=st.st_size, mtime=st.st_mtime,
@@ -266,14 +292,17 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
     progress("embedded", {"path": item.path, "segments": len(segs), "units": dict(result.units)})
 
 
-def _fingerprints_match(prev: dict[str, Any], current: dict[str, str]) -> bool:
-    import json
-
+def _stored_fingerprints(prev: dict[str, Any]) -> dict[str, str]:
     try:
-        stored = json.loads(prev.get("fingerprints") or "{}")
+        return json.loads(prev.get("fingerprints") or "{}")
     except ValueError:
-        return False
-    return stored == current
+        return {}
+
+
+def _fingerprints_match(prev: dict[str, Any], current: dict[str, str]) -> bool:
+    """Whether every extractor of this run already embedded the stored row."""
+    stored = _stored_fingerprints(prev)
+    return all(stored.get(m) == fp for m, fp in current.items())
 
 
 def _prune_missing(store: CatalogStore, root: Path, present: set[str]) -> int:

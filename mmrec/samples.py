@@ -49,7 +49,7 @@ SAMPLES: tuple[SampleSpec, ...] = (
     SampleSpec("mountain_travel_vlog", _v("mandelbrot"), "sine=frequency=220",
                "Travel vlog: hiking in the mountains", "A day of hiking, lakes and alpine villages.",
                ("travel", "vlog", "nature"), seconds=8.0),
-    SampleSpec("city_timelapse", _v("life", "320x240", 10), "anoisesrc=color=pink:amplitude=0.2",
+    SampleSpec("city_timelapse", _v("life", "320x240", 10), None,  # silent: a video-only item
                "City timelapse at night", "Traffic lights and skyscrapers in a night timelapse.",
                ("city", "timelapse"), suffix=".webm"),
     SampleSpec("jazz_piano_trio", None,

@@ -68,6 +68,11 @@ def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:
         raise
 
 
+def check_where(store: CatalogStore, where: str) -> None:
+    """Raise ConfigError naming the problem when `where` is not a valid item filter."""
+    _checked_rows(store.items.search().where(where).select(["id"]).limit(1), where)
+
+
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 

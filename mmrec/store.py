@@ -181,12 +181,15 @@ class CatalogStore:
          .when_not_matched_insert_all().execute(pa.Table.from_pylist(rows, schema=META_SCHEMA)))
 
     # -- writes ------------------------------------------------------------------
-    def write(self, items: list[ItemRecord], segments: list[SegmentRecord]) -> None:
-        """Upsert a batch: segments first (old ones for these items removed), then items."""
+    def write(self, items: list[ItemRecord], segments: list[SegmentRecord],
+              modalities: tuple[str, ...] | None = None) -> None:
+        """Upsert a batch: segments first (these items' old segments of the written
+        modalities removed, all modalities by default), then the item rows."""
         if not items:
             return
         ids = ", ".join(_sql_str(i.id) for i in items)
-        self.segments.delete(f"item_id IN ({ids})")
+        only = f" AND modality IN ({', '.join(map(_sql_str, modalities))})" if modalities else ""
+        self.segments.delete(f"item_id IN ({ids}){only}")
         if segments:
             self.segments.add(self._segments_table(segments))
         table = self._items_table(items)

@@ -27,3 +27,8 @@ def click_echo(text: str) -> None:
 
 def fmt_seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:.1f}s"
+
+
+def printable(text: str) -> str:
+    """A path or message safe to print: undecodable bytes of file names become \\xNN."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
