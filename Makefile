@@ -6,13 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_LIB ?= demo_library
+DEMO_DB  ?= demo.lance
+# offline-tiny runs anywhere (random tiny CLIP/CLAP + the real packaged MiniLM); with real
+# weights configured (see `mmrec extractors`), run `make demo DEMO_PRESET=default`.
+DEMO_PRESET ?= offline-tiny
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install ffmpeg lint lock clean
 
 demo: install
 	$(BIN)/mmrec samples $(DEMO_LIB)
-	$(BIN)/mmrec probe $(DEMO_LIB) --segments
+	$(BIN)/mmrec ingest $(DEMO_LIB) --db $(DEMO_DB) --preset $(DEMO_PRESET)
+	$(BIN)/mmrec query --db $(DEMO_DB) --text "football match goals" -k 5
+	$(BIN)/mmrec query --db $(DEMO_DB) --file $(DEMO_LIB)/pasta_night.mp4 -k 5
+	$(BIN)/mmrec query --db $(DEMO_DB) --text "relaxing sounds" --segments -k 5 --where "kind = 'audio'"
+	$(BIN)/mmrec stats --db $(DEMO_DB)
 
 test: install
 	$(BIN)/python -m pytest
@@ -47,4 +55,4 @@ lock: install
 		| grep -v -i -E '^(numpy|uv)==' > requirements.lock
 
 clean:
-	rm -rf $(VENV) $(DEMO_LIB) mmrec.lance .pytest_cache
+	rm -rf $(VENV) $(DEMO_LIB) $(DEMO_DB) mmrec.lance .pytest_cache

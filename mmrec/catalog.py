@@ -164,6 +164,9 @@ class Catalog:
                 exclude = (row["id"],)
             else:
                 vectors = self._embed_file(store, Path(str(file)), preset)
+            notes += [f"{e['preset']} ran on random weights at ingest: its {e['modality']} scores "
+                      "are meaningless" for e in store.meta().get("extractors", [])
+                      if e.get("random_weights") and w.get(e["modality"], 1.0)]
         present = {m: v for m, v in vectors.items() if v is not None}
         query = layout.query(present, w)
         if not np.any(query):
