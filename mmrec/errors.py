@@ -7,7 +7,27 @@ along as attributes so the CLI can show or store it without cluttering the line.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """`text` made safe for one line of UTF-8 output.
+
+    Undecodable bytes of a file name (surrogate escapes, e.g. b"caf\\xe9" read on a UTF-8
+    system) become `\\xe9`, and control characters (a newline in a file name) become
+    escapes, so the message never fails to print and never spans two lines.
+    """
+    if not isinstance(text, str):
+        text = os.fsdecode(text) if isinstance(text, bytes) else str(text)
+    try:
+        safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name byte maps to
+        safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), safe)
 
 
 class MmrecError(Exception):
@@ -37,15 +57,18 @@ class MediaError(MmrecError):
         reason: a short human sentence.
         stderr_tail: the last lines ffmpeg printed, if ffmpeg was involved.
         stage: "probe", "decode" or "sidecar".
+        display_path: `path` made printable (see `printable`); the message uses it, so
+            str(error) is always one line that encodes to UTF-8, whatever the file name.
     """
 
     stage = "decode"
 
     def __init__(self, path: str | Path, reason: str, stderr_tail: str = "") -> None:
-        self.path = str(path)
+        self.path = os.fsdecode(path) if isinstance(path, bytes) else str(path)
         self.reason = reason
         self.stderr_tail = stderr_tail
-        super().__init__(f"{self.path}: {reason}")
+        self.display_path = printable(self.path)
+        super().__init__(f"{self.display_path}: {printable(reason)}")
 
 
 class MediaNotFoundError(MediaError, FileNotFoundError):
@@ -66,6 +89,10 @@ class UnreadableMediaError(MediaError):
     stage = "probe"
 
 
+class MediaPermissionError(UnreadableMediaError, PermissionError):
+    """The file exists but this process may not read it (file mode, ACL, directory)."""
+
+
 class NoMediaStreamError(MediaError):
     """The container holds no decodable audio or video stream."""
 
@@ -78,6 +105,11 @@ class DecodeError(MediaError):
 
 class TruncatedMediaError(DecodeError):
     """Decoding stopped well short of the duration the container announces."""
+
+
+class MediaChangedError(MediaError):
+    """The file changed (size or mtime) between probe and the end of decoding: it is still
+    being written or was replaced; what was decoded may not match what is on disk."""
 
 
 class FfmpegTimeoutError(MediaError):

@@ -106,3 +106,30 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg("-i", str(srt), "-c:s", "srt", str(d / "subs_only.mkv"))
     out["no_stream"] = d / "subs_only.mkv"
     return out
+
+
+@pytest.fixture(scope="session")
+def run_ffmpeg():
+    """The quiet ffmpeg runner used to build fixtures, for test modules that make their own."""
+    return ffmpeg
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_codecs() -> dict[str, frozenset[str]]:
+    """What this machine's ffmpeg really has: {"encoders": names, "decoders": names}.
+
+    Tests that need an optional codec (AV1, ...) choose from this instead of skipping.
+    """
+    assert FFMPEG, "ffmpeg is required for the tests"
+    out = {}
+    for kind in ("encoders", "decoders"):
+        text = subprocess.run([FFMPEG, "-hide_banner", f"-{kind}"], capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+        names = set()
+        for line in text.splitlines():
+            parts = line.split()
+            # rows look like " V....D libx264   description"; the legend ends at "------"
+            if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS" and "=" not in line:
+                names.add(parts[1])
+        out[kind] = frozenset(names)
+    return out

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from mmrec.errors import ConfigError, DecodeError, NoMediaStreamError, TruncatedMediaError
-from mmrec.media.probe import MediaInfo, probe
-from mmrec.media.runner import StreamingProcess, decode_timeout, find_tool, read_exact
+from mmrec.media.probe import MediaInfo, ensure_unchanged, probe
+from mmrec.media.runner import (
+    INPUT_OPTIONS,
+    INPUT_PLACEHOLDER,
+    StreamingProcess,
+    decode_timeout,
+    find_tool,
+    read_exact,
+    with_input,
+)
 
 DEFAULT_SAMPLE_RATE = 48_000
 DEFAULT_WINDOW_S = 10.0
@@ -46,10 +54,11 @@ def _build_args(path: str, info: MediaInfo, sample_rate: int, max_seconds: float
     out_kwargs: dict[str, object] = {"format": "f32le", "ac": 1, "ar": sample_rate}
     if max_seconds is not None:
         out_kwargs["t"] = max_seconds
-    out = ffmpeg.output(ffmpeg.input(path)[str(info.audio[0].index)], "pipe:", **out_kwargs).global_args(
+    stream = ffmpeg.input(INPUT_PLACEHOLDER, **INPUT_OPTIONS)[str(info.audio[0].index)]
+    out = ffmpeg.output(stream, "pipe:", **out_kwargs).global_args(
         "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"
     )
-    return out.compile(cmd=find_tool("ffmpeg"))
+    return with_input(out.compile(cmd=find_tool("ffmpeg")), path)
 
 
 def iter_audio_windows(
@@ -63,11 +72,20 @@ def iter_audio_windows(
     """Stream the first audio stream as mono windows of window_s seconds.
 
     Memory stays bounded by one window whatever the file's length. The last window
-    holds what is left (shorter); padding it is the consumer's choice.
+    holds what is left (shorter); padding it is the consumer's choice. Samples are
+    finite and within [-1, 1] (NaN/inf from a corrupt float stream become 0/±1).
+
+    A 0-second audio file is an error, never zero windows: probe() raises
+    UnreadableMediaError or NoMediaStreamError when the container holds no frame to
+    identify a stream from (mp3, ogg/opus, m4a), otherwise this raises DecodeError
+    ("no audio sample could be decoded").
 
     Raises:
-        the probe() errors; NoMediaStreamError for a video-only file; DecodeError;
-        TruncatedMediaError; FfmpegTimeoutError.
+        the probe() errors; NoMediaStreamError for a video-only file; DecodeError (ffmpeg
+        failed, an undecodable codec, or no sample at all); TruncatedMediaError;
+        MediaNotFoundError / MediaChangedError when the file vanished or changed since
+        it was probed; FfmpegTimeoutError when ffmpeg runs past `timeout` (default
+        decode_timeout(duration)). Only MediaErrors, whatever the file holds.
     """
     if sample_rate <= 0 or window_s <= 0:
         raise ConfigError(f"sample_rate and window_s must be > 0, got {sample_rate}, {window_s}")
@@ -83,12 +101,15 @@ def iter_audio_windows(
             if n == 0:
                 break
             samples = np.frombuffer(data[: n * 4], dtype="<f4").astype(np.float32)
+            if not np.isfinite(samples).all() or np.abs(samples).max() > 1.0:
+                samples = np.clip(np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0), -1, 1)
             start = total / sample_rate
             total += n
             yield AudioWindow(index, start, total / sample_rate, samples, sample_rate)
             index += 1
         code = proc.finish()
         tail = proc.stderr_tail
+    ensure_unchanged(info)
     if code != 0:
         reason = tail.splitlines()[-1] if tail else f"ffmpeg exited with code {code}"
         raise DecodeError(path, f"audio decoding failed ({reason})", tail)
@@ -112,8 +133,13 @@ def decode_audio(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     info: MediaInfo | None = None,
     max_seconds: float | None = None,
+    timeout: float | None = None,
 ) -> DecodedAudio:
-    """The whole first audio stream (or its first max_seconds) as one mono array."""
+    """The whole first audio stream (or its first max_seconds) as one mono array.
+
+    Raises the iter_audio_windows() errors; never returns zero samples.
+    """
     info = info or probe(path)
-    parts = [w.samples for w in iter_audio_windows(path, sample_rate, 60.0, info, max_seconds)]
+    windows = iter_audio_windows(path, sample_rate, 60.0, info, max_seconds, timeout)
+    parts = [w.samples for w in windows]
     return DecodedAudio(info, np.concatenate(parts), sample_rate)

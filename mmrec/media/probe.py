@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -11,11 +14,20 @@ from typing import Any
 
 from mmrec.errors import (
     EmptyFileError,
+    MediaChangedError,
     MediaNotFoundError,
+    MediaPermissionError,
     NoMediaStreamError,
     UnreadableMediaError,
 )
-from mmrec.media.runner import DEFAULT_PROBE_TIMEOUT_S, _tail_text, find_tool, run_to_end
+from mmrec.media.runner import (
+    DEFAULT_PROBE_TIMEOUT_S,
+    _tail_text,
+    find_tool,
+    input_args,
+    input_url,
+    run_to_end,
+)
 
 # Container/stream tags surfaced as first-class fields; all tags stay in `tags`.
 KNOWN_TAGS = ("title", "artist", "album", "genre", "comment", "language", "description")
@@ -77,6 +89,7 @@ class MediaInfo:
     audio: tuple[AudioStream, ...] = ()
     subtitles: tuple[SubtitleStream, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
+    mtime_ns: int | None = None  # when probed; decoders check the file has not changed since
 
     @property
     def kind(self) -> str:
@@ -116,7 +129,7 @@ def _float(value: Any) -> float | None:
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -127,14 +140,23 @@ def _lower_tags(tags: dict[str, Any] | None) -> dict[str, str]:
 def _rotation(stream: dict[str, Any]) -> int:
     """Clockwise rotation to apply for display, from the display matrix or the old tag."""
     for side in stream.get("side_data_list") or []:
-        if "rotation" in side:
+        if isinstance(side, dict) and "rotation" in side:
             # ffprobe reports the display matrix angle counter-clockwise.
-            return int(round(-float(side["rotation"]))) % 360
+            angle = _signed_float(side["rotation"])
+            return int(round(-angle)) % 360 if angle is not None else 0
     rotate = _lower_tags(stream.get("tags")).get("rotate")
     return int(rotate) % 360 if rotate and rotate.lstrip("-").isdigit() else 0
 
 
-def _parse(path: Path, data: dict[str, Any]) -> MediaInfo:
+def _signed_float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _parse(path: Path, data: dict[str, Any], st: os.stat_result) -> MediaInfo:
     fmt = data.get("format") or {}
     video: list[VideoStream] = []
     audio: list[AudioStream] = []
@@ -151,7 +173,7 @@ def _parse(path: Path, data: dict[str, Any]) -> MediaInfo:
                 continue  # cover art in an audio file, not a video
             video.append(
                 VideoStream(
-                    index=int(s.get("index", len(video))),
+                    index=_index(s),
                     codec=str(s.get("codec_name", "unknown")),
                     width=_int(s.get("width")) or 0,
                     height=_int(s.get("height")) or 0,
@@ -164,7 +186,7 @@ def _parse(path: Path, data: dict[str, Any]) -> MediaInfo:
         elif kind == "audio":
             audio.append(
                 AudioStream(
-                    index=int(s.get("index", len(audio))),
+                    index=_index(s),
                     codec=str(s.get("codec_name", "unknown")),
                     sample_rate=_int(s.get("sample_rate")) or 0,
                     channels=_int(s.get("channels")) or 0,
@@ -175,7 +197,7 @@ def _parse(path: Path, data: dict[str, Any]) -> MediaInfo:
         elif kind == "subtitle":
             subs.append(
                 SubtitleStream(
-                    index=int(s.get("index", len(subs))),
+                    index=_index(s),
                     codec=str(s.get("codec_name", "unknown")),
                     language=lang if lang and lang != "und" else None,
                 )
@@ -188,13 +210,77 @@ def _parse(path: Path, data: dict[str, Any]) -> MediaInfo:
         path=str(path),
         container=str(fmt.get("format_name", "unknown")),
         duration=max(durations) if durations else None,
-        size_bytes=path.stat().st_size,
+        size_bytes=st.st_size,
         bit_rate=_int(fmt.get("bit_rate")),
         video=tuple(video),
         audio=tuple(audio),
         subtitles=tuple(subs),
         tags=tags,
+        mtime_ns=st.st_mtime_ns,
     )
+
+
+def _index(stream: dict[str, Any]) -> int:
+    """The stream's absolute index (ffprobe always gives one; -1 only if it did not)."""
+    value = _int(stream.get("index"))
+    return value if value is not None and value >= 0 else -1
+
+
+def _stat_for_reading(p: Path) -> os.stat_result:
+    """stat() of a regular file this process can open, or the MediaError that says why not.
+
+    The file is opened (non-blocking, so a FIFO named .mp4 cannot hang us) rather than
+    just stat()ed, so permission problems surface here with a clear reason instead of
+    as an ffprobe failure.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(p, flags)
+    except FileNotFoundError as e:
+        reason = "broken symlink" if os.path.islink(p) else "no such file"
+        raise MediaNotFoundError(p, reason) from e
+    except PermissionError as e:
+        raise MediaPermissionError(p, f"permission denied ({e.strerror})") from e
+    except (ValueError, UnicodeError) as e:  # NUL byte, or a name no file system can hold
+        raise MediaNotFoundError(p, f"not a valid file name ({e})") from e
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise MediaNotFoundError(p, "symlink loop (too many levels of symbolic links)") from e
+        if e.errno in (errno.ENAMETOOLONG, errno.ENOTDIR):
+            raise MediaNotFoundError(p, f"no such file ({e.strerror})") from e
+        raise UnreadableMediaError(p, f"cannot open the file ({e.strerror or e})") from e
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaNotFoundError(p, "not a regular file")
+    return st
+
+
+def ensure_unchanged(info: MediaInfo) -> None:
+    """Raise if the file vanished or changed (size, mtime) since probe() read it.
+
+    Decoders call this before reporting a result or a failure, so a file that is still
+    being written, replaced or deleted during ingestion is reported as such
+    (MediaNotFoundError, MediaChangedError) instead of as a corrupt file.
+    """
+    if info.mtime_ns is None:  # not from probe(): nothing to compare with
+        return
+    try:
+        st = os.stat(info.path)
+    except FileNotFoundError as e:
+        raise MediaNotFoundError(info.path, "file vanished while it was being read") from e
+    except OSError as e:
+        raise MediaChangedError(
+            info.path, f"file became unreadable while it was being read ({e.strerror or e})"
+        ) from e
+    if st.st_size != info.size_bytes or st.st_mtime_ns != info.mtime_ns:
+        raise MediaChangedError(
+            info.path,
+            f"file changed while it was being read ({info.size_bytes} -> {st.st_size} bytes): "
+            "still being written or replaced; read it again once it is complete",
+        )
 
 
 def probe(path: str | Path, timeout: float = DEFAULT_PROBE_TIMEOUT_S) -> MediaInfo:
@@ -205,30 +291,35 @@ def probe(path: str | Path, timeout: float = DEFAULT_PROBE_TIMEOUT_S) -> MediaIn
         timeout: seconds before ffprobe is killed (FfmpegTimeoutError).
 
     Raises:
-        MediaNotFoundError, EmptyFileError, UnreadableMediaError (not media, corrupt,
-        truncated before its index), NoMediaStreamError (no audio or video stream).
+        MediaNotFoundError (missing, not a regular file, broken symlink, symlink loop),
+        MediaPermissionError (exists but may not be read), EmptyFileError,
+        UnreadableMediaError (not media, corrupt, truncated before its index),
+        NoMediaStreamError (no audio or video stream), FfmpegTimeoutError. Nothing else:
+        any file content gives a MediaInfo or one of these.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise MediaNotFoundError(p, "no such file" if not p.exists() else "not a regular file")
-    if p.stat().st_size == 0:
+    p = Path(os.fsdecode(path)) if isinstance(path, bytes) else Path(path)
+    st = _stat_for_reading(p)
+    if st.st_size == 0:
         raise EmptyFileError(p, "file is empty (0 bytes)")
     args = [
-        find_tool("ffprobe"), "-v", "error", "-hide_banner",
-        "-show_format", "-show_streams", "-of", "json", str(p),
+        find_tool("ffprobe"), "-v", "error", "-hide_banner", *input_args(),
+        "-show_format", "-show_streams", "-of", "json", input_url(p),
     ]
     out, err, code = run_to_end(args, p, timeout)
     tail = _tail_text(err)
     if code != 0:
         last = tail.splitlines()[-1] if tail else f"ffprobe exited with code {code}"
-        # ffprobe prefixes its message with the path; keep only the reason.
-        reason = last.split(": ", 1)[-1] if last.startswith(str(p)) else last
+        # ffprobe prefixes its message with the input URL; keep only the reason.
+        url = input_url(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        reason = last[len(url) + 2 :] if last.startswith(url + ": ") else last
         raise UnreadableMediaError(p, f"not a readable media file ({reason})", tail)
     try:
         data = json.loads(out.decode("utf-8", "replace") or "{}")
-    except json.JSONDecodeError as e:
-        raise UnreadableMediaError(p, "ffprobe returned malformed output", tail) from e
-    info = _parse(p, data)
+        if not isinstance(data, dict):
+            raise ValueError("top level is not an object")
+        info = _parse(p, data, st)
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise UnreadableMediaError(p, f"ffprobe returned malformed output ({e})", tail) from e
     if not info.video and not info.audio:
         found = ", ".join(sorted({s.get("codec_type", "?") for s in data.get("streams") or []}))
         raise NoMediaStreamError(

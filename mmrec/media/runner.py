@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -22,6 +23,33 @@ log = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 20
 DEFAULT_PROBE_TIMEOUT_S = 30.0
+# Input options for every ffmpeg/ffprobe call on a library file: only the file protocol,
+# so a playlist-like file (HLS, ffconcat) cannot make ffmpeg reach the network or use
+# pseudo-protocols (concat:, subfile:, data:); nested opens inherit the whitelist.
+INPUT_OPTIONS: dict[str, str] = {"protocol_whitelist": "file"}
+# Stands for the input in ffmpeg-python graphs; swapped for input_url() after compile,
+# because ffmpeg-python hashes its arguments as UTF-8 and fails on undecodable names.
+INPUT_PLACEHOLDER = "mmrec-input-placeholder"
+
+
+def input_url(path: str | os.PathLike[str]) -> str:
+    """The file as an ffmpeg input URL: `file:` + absolute path.
+
+    Without the prefix a name like `concat:a.mp4`, `weird:name.mp4` or `-x.mp4` is read
+    as a protocol or an option instead of the file.
+    """
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
+def input_args() -> list[str]:
+    """INPUT_OPTIONS as command-line arguments, to put before `-i`."""
+    return [arg for key, value in INPUT_OPTIONS.items() for arg in (f"-{key}", value)]
+
+
+def with_input(args: Sequence[str], path: str | os.PathLike[str]) -> list[str]:
+    """Compiled ffmpeg args with INPUT_PLACEHOLDER replaced by the file's input_url()."""
+    url = input_url(path)
+    return [url if a == INPUT_PLACEHOLDER else a for a in args]
 
 
 def find_tool(tool: str) -> str:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmrec.errors import MediaError, printable
 from mmrec.media.probe import MediaInfo
-from mmrec.media.runner import find_tool, run_to_end
+from mmrec.media.runner import find_tool, input_args, input_url, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,35 @@ class TextMeta:
 
 
 def readable_title(stem: str) -> str:
-    """Turn a file stem into words: "my_holiday-video.2019" -> "my holiday video 2019"."""
+    """Turn a file stem into words: "my_holiday-video.2019" -> "my holiday video 2019".
+
+    A name that is not valid UTF-8 (undecodable bytes kept as surrogate escapes, e.g.
+    b"caf\\xe9") is read as Windows-1252, the usual legacy encoding: "café".
+    """
+    stem = _decode_name(stem)
     text = _CAMEL.sub(" ", stem)
     text = _WORD_BREAKS.sub(" ", text)
     return " ".join(text.split()) or stem
+
+
+def _decode_name(name: str) -> str:
+    """A file name as real text: undecodable bytes re-read as cp1252, else replaced."""
+    try:
+        raw = os.fsencode(name)
+    except UnicodeError:  # lone surrogates that are no file name bytes
+        return name.encode("utf-8", "replace").decode("utf-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file() that says False instead of raising (a name grown past 255 bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _split_tags(value: object) -> list[str]:
@@ -109,30 +136,47 @@ def parse_subtitles(path: str | Path) -> list[Cue]:
 
 
 def embedded_subtitles(info: MediaInfo, timeout: float = 60.0) -> list[Cue]:
-    """Cues of the first text subtitle stream inside the container, if any."""
+    """Cues of the first text subtitle stream inside the container, if any.
+
+    Unreadable or malformed subtitles (a corrupt file, a timeout) log a warning and
+    give no cues: they never fail the media file.
+    """
     import webvtt
 
     streams = [s for s in info.subtitles if s.is_text]
     if not streams:
         return []
     k = info.subtitles.index(streams[0])
-    args = [find_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", info.path,
-            "-map", f"0:s:{k}", "-f", "srt", "pipe:"]
-    out, err, code = run_to_end(args, info.path, timeout)
+    args = [find_tool("ffmpeg"), "-nostdin", "-v", "error", *input_args(), "-i",
+            input_url(info.path), "-map", f"0:s:{k}", "-f", "srt", "pipe:"]
+    try:
+        out, err, code = run_to_end(args, info.path, timeout)
+    except MediaError as e:  # FfmpegTimeoutError
+        log.warning("%s: could not read embedded subtitles (%s)", printable(info.path), e.reason)
+        return []
     if code != 0 or not out.strip():
-        log.warning("%s: could not read embedded subtitles (%s)", info.path, err.strip()[-200:])
+        log.warning("%s: could not read embedded subtitles (%s)", printable(info.path),
+                    printable(err.strip()[-200:]))
         return []
     text = out.decode("utf-8", "replace")
-    return _cues_from(webvtt.from_buffer(io.StringIO(text), format="srt"))
+    try:
+        return _cues_from(webvtt.from_buffer(io.StringIO(text), format="srt"))
+    except Exception as e:  # webvtt raises several types for malformed text
+        log.warning("%s: ignored malformed embedded subtitles (%s: %s)", printable(info.path),
+                    type(e).__name__, e)
+        return []
 
 
 def _sidecars(media: Path, suffixes: tuple[str, ...]) -> list[Path]:
     """`<stem><suffix>` first, then language variants `<stem>.<lang><suffix>`, sorted."""
-    exact = [media.with_suffix(s) for s in suffixes if media.with_suffix(s).is_file()]
-    variants = sorted(
-        p for s in suffixes for p in media.parent.glob(f"{_glob_escape(media.stem)}.*{s}")
-        if p.is_file() and p not in exact and p != media
-    )
+    exact = [media.with_suffix(s) for s in suffixes if _is_file(media.with_suffix(s))]
+    try:
+        variants = sorted(
+            p for s in suffixes for p in media.parent.glob(f"{_glob_escape(media.stem)}.*{s}")
+            if _is_file(p) and p not in exact and p != media
+        )
+    except OSError:  # the directory vanished or cannot be listed
+        variants = []
     return exact + variants
 
 
@@ -146,6 +190,8 @@ def read_text_meta(
     """Collect title, description, tags and subtitles for a media file.
 
     Title precedence: sidecar JSON, container `title` tag, readable file name.
+    Never raises for a broken, unreadable or missing sidecar (each becomes one printable
+    line in `warnings`), nor for an odd file name (non-UTF-8, 255 bytes long).
     """
     media = Path(path)
     tags = info.tags if info else {}
@@ -155,7 +201,7 @@ def read_text_meta(
     description, tag_list = "", _split_tags(tags.get("keywords"))
 
     jpath = media.with_suffix(".json")
-    if jpath.is_file():
+    if _is_file(jpath):
         try:
             data = json.loads(jpath.read_text(encoding="utf-8-sig"))
             if not isinstance(data, dict):
@@ -166,15 +212,15 @@ def read_text_meta(
             tag_list = _split_tags(data.get("tags")) or tag_list
             sources.append(str(jpath))
         except (OSError, ValueError) as e:
-            warnings.append(f"{jpath}: ignored sidecar JSON ({e})")
+            warnings.append(printable(f"{jpath}: ignored sidecar JSON ({e})"))
     tpath = media.with_suffix(".txt")
-    if tpath.is_file():
+    if _is_file(tpath):
         try:
             txt = " ".join(tpath.read_text(encoding="utf-8-sig", errors="replace").split())
             description = f"{description} {txt}".strip() if description else txt
             sources.append(str(tpath))
         except OSError as e:
-            warnings.append(f"{tpath}: ignored sidecar text ({e})")
+            warnings.append(printable(f"{tpath}: ignored sidecar text ({e})"))
 
     cues: list[Cue] = []
     for sub in _sidecars(media, SUBTITLE_SUFFIXES):
@@ -183,7 +229,7 @@ def read_text_meta(
             sources.append(str(sub))
             break
         except Exception as e:  # webvtt raises several types for malformed files
-            warnings.append(f"{sub}: ignored subtitles ({type(e).__name__}: {e})")
+            warnings.append(printable(f"{sub}: ignored subtitles ({type(e).__name__}: {e})"))
     if not cues and embedded and info is not None:
         cues = embedded_subtitles(info)
         if cues:

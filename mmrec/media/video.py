@@ -17,11 +17,22 @@ from typing import Literal
 import numpy as np
 
 from mmrec.errors import ConfigError, DecodeError, NoMediaStreamError, TruncatedMediaError
-from mmrec.media.probe import MediaInfo, probe
-from mmrec.media.runner import StreamingProcess, decode_timeout, find_tool, read_exact
+from mmrec.media.probe import MediaInfo, ensure_unchanged, probe
+from mmrec.media.runner import (
+    INPUT_OPTIONS,
+    INPUT_PLACEHOLDER,
+    StreamingProcess,
+    decode_timeout,
+    find_tool,
+    read_exact,
+    with_input,
+)
 
 ResizeMode = Literal["cover", "fit", "stretch"]
 _PTS_TIME = re.compile(r"\bn:\s*(\d+).*?\bpts_time:\s*(-?[0-9.]+)")
+# Lowest sampling rate handed to ffmpeg: a corrupt header announcing a duration of
+# years would otherwise give a rate that prints as 0 and makes the fps filter fail.
+_MIN_FPS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,9 @@ def _build_args(path: str, info: MediaInfo, policy: FramePolicy) -> tuple[list[s
     import ffmpeg  # lazy: keep `import mmrec` free of ffmpeg bindings
 
     index = _first_video(info)
-    fps = policy.effective_fps(info.video[0].duration or info.duration)
-    stream = ffmpeg.input(path)[str(index)]
+    duration = info.video[0].duration or info.duration
+    fps = max(policy.effective_fps(duration), _MIN_FPS)
+    stream = ffmpeg.input(INPUT_PLACEHOLDER, **INPUT_OPTIONS)[str(index)]
     if policy.scene_threshold is not None:
         gap = 1.0 / fps
         expr = (
@@ -144,7 +156,12 @@ def _build_args(path: str, info: MediaInfo, policy: FramePolicy) -> tuple[list[s
         )
         stream = stream.filter("select", expr)
     else:
-        stream = stream.filter("fps", fps=f"{fps:.6f}")
+        # The fps filter rounds the end of the input to its output grid, so a clip shorter
+        # than half a sampling period (a one-frame video) would yield no frame at all;
+        # eof_action=pass keeps its first frame. Longer clips keep the default, which
+        # never adds a frame at t == duration.
+        short = not duration or duration * fps < 1.0
+        stream = stream.filter("fps", fps=f"{fps:.6f}", **({"eof_action": "pass"} if short else {}))
     w, h = policy.size
     if policy.resize == "cover":
         stream = stream.filter("scale", w, h, force_original_aspect_ratio="increase")
@@ -161,7 +178,7 @@ def _build_args(path: str, info: MediaInfo, policy: FramePolicy) -> tuple[list[s
     out = ffmpeg.output(stream, "pipe:", **out_kwargs).global_args(
         "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"
     )
-    args = out.compile(cmd=find_tool("ffmpeg"))
+    args = with_input(out.compile(cmd=find_tool("ffmpeg")), path)
     return args, fps
 
 
@@ -196,12 +213,18 @@ def iter_frames(
 ) -> Iterator[FrameChunk]:
     """Stream sampled frames of a video file in chunks of at most policy.chunk_frames.
 
-    Memory stays bounded by one chunk whatever the file's length.
+    Memory stays bounded by one chunk whatever the file's length or resolution:
+    sampling and scaling run inside ffmpeg, Python only sees policy-sized frames.
+    A video shorter than one sampling period (even a single frame) yields one frame;
+    frame times increase and lie within the file, variable frame rate included.
 
     Raises:
         the probe() errors; NoMediaStreamError for an audio-only file; DecodeError when
-        ffmpeg fails or no frame decodes; TruncatedMediaError when decoding stops well
-        short of the announced duration; FfmpegTimeoutError.
+        ffmpeg fails (an undecodable codec included) or no frame decodes;
+        TruncatedMediaError when decoding stops well short of the announced duration;
+        MediaNotFoundError / MediaChangedError when the file vanished or changed since
+        it was probed; FfmpegTimeoutError when ffmpeg runs past `timeout` (default
+        decode_timeout(duration)). Only MediaErrors, whatever the file holds.
     """
     policy = policy or FramePolicy()
     info = info or probe(path)
@@ -228,6 +251,7 @@ def iter_frames(
             yield FrameChunk(frames.copy(), ts)
         code = proc.finish()
         tail = proc.stderr_tail
+    ensure_unchanged(info)
     if code != 0:
         reason = tail.splitlines()[-1] if tail else f"ffmpeg exited with code {code}"
         raise DecodeError(path, f"video decoding failed ({reason})", tail)
@@ -253,12 +277,18 @@ def _check_coverage(
 
 
 def decode_video(
-    path: str | Path, policy: FramePolicy | None = None, info: MediaInfo | None = None
+    path: str | Path,
+    policy: FramePolicy | None = None,
+    info: MediaInfo | None = None,
+    timeout: float | None = None,
 ) -> DecodedVideo:
-    """All sampled frames of a file (bounded by policy.max_frames), grouped into windows."""
+    """All sampled frames of a file (bounded by policy.max_frames), grouped into windows.
+
+    Raises the iter_frames() errors; never returns zero frames.
+    """
     policy = policy or FramePolicy()
     info = info or probe(path)
-    chunks = list(iter_frames(path, policy, info))
+    chunks = list(iter_frames(path, policy, info, timeout))
     frames = np.concatenate([c.frames for c in chunks])
     times = np.concatenate([c.times for c in chunks])
     return DecodedVideo(info, frames, times, group_windows(times, policy.window_s, info.duration))
