@@ -4,16 +4,20 @@ Ordering contract (every backend): scores descending; equal scores put the small
 index first; rows with fewer than k candidates end with index -1 / score -inf. Scores
 are float32 dot products accumulated in float32 (float16 items are widened first).
 
-Numba (and numba.cuda) are imported only when a kernel runs.
+Numba (and numba.cuda) are imported only when a kernel runs. For repeated GPU queries keep
+the items on the device (`to_device(items)`, or any `__cuda_array_interface__` array such
+as a CuPy array or torch CUDA tensor) and pass that as `items`: only users move per call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .validate import BACKENDS, BackendUnavailableError, KernelInputError, check_inputs
+from .validate import BACKENDS, BackendUnavailableError, KernelInputError, check_csr, check_inputs
 
-__all__ = ["BACKENDS", "BackendUnavailableError", "KernelInputError", "cuda_available", "topk"]
+__all__ = [
+    "BACKENDS", "BackendUnavailableError", "KernelInputError", "cuda_available", "to_device", "topk",
+]
 
 
 def cuda_available() -> bool:
@@ -23,6 +27,23 @@ def cuda_available() -> bool:
     except ImportError:  # pragma: no cover - numba is a hard dependency
         return False
     return bool(cuda.is_available())
+
+
+def _on_device(a: object) -> bool:
+    return hasattr(a, "__cuda_array_interface__")
+
+
+def to_device(items: np.ndarray) -> object:
+    """Validate items (as `topk` does) and copy them to the GPU once, for repeated calls.
+
+    Returns a Numba device array to pass as `topk(..., items=...)` with backend "cuda"/"auto".
+    """
+    _, it, _, _, _ = check_inputs(np.zeros((0, np.shape(items)[-1])), items, 1, None, "cuda")
+    if not cuda_available():
+        raise BackendUnavailableError("to_device needs a CUDA GPU, but numba.cuda found none")
+    from .cuda import to_device as _to_device
+
+    return _to_device(it)
 
 
 def topk(
@@ -37,7 +58,8 @@ def topk(
     Args:
         users: (U, D) float array of user vectors (used as float32).
         items: (N, D) float32 or float16 item vectors (float16 is widened per tile and
-            accumulated in float32; float64 is cast to float32).
+            accumulated in float32; float64 is cast to float32), or a GPU array of
+            those (see `to_device`; trusted to be finite, backend "cuda"/"auto" only).
         k: number of results per user, > 0. May exceed N; missing slots are padded.
         exclude: optional CSR `(indptr, item_ids)`: user u never gets
             `item_ids[indptr[u]:indptr[u+1]]`. indptr has length U+1; duplicate ids are
@@ -53,6 +75,8 @@ def topk(
         KernelInputError: bad shapes, dtypes, non-finite values, k, CSR or backend name.
         BackendUnavailableError: backend="cuda" on a machine without a CUDA GPU.
     """
+    if _on_device(items):
+        return _topk_device(users, items, k, exclude, backend)
     u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend)
     if backend == "auto":
         backend = "cuda" if cuda_available() else "cpu"
@@ -72,3 +96,17 @@ def topk(
     from .cuda import topk_cuda
 
     return topk_cuda(u, it, k, indptr, ids)
+
+
+def _topk_device(users: object, items: object, k: int, exclude: object, backend: str) -> tuple:
+    """topk with items already on the GPU: checks what can be checked without a copy."""
+    if backend not in ("auto", "cuda"):
+        raise KernelInputError(f"items on the GPU need backend 'cuda' or 'auto'; got {backend!r}")
+    if not cuda_available():
+        raise BackendUnavailableError("items are a GPU array, but numba.cuda found no GPU")
+    from .cuda import device_items, topk_cuda
+
+    d = device_items(items)
+    u, _, k, _, _ = check_inputs(users, np.zeros((0, d.shape[1]), np.float32), k, None, "cuda")
+    indptr, ids = check_csr(exclude, u.shape[0], d.shape[0])
+    return topk_cuda(u, d, k, indptr, ids)

@@ -1,178 +1,162 @@
 """Numba CUDA top-k in two passes, so the full U×N score matrix never exists.
 
-Pass 1: a block takes UB users × one tile of TILE items, stages the user vectors and the
-item tile in shared memory DC dimensions at a time, accumulates float32 dot products in
-registers, then per user marks exclusions and bitonic-sorts the tile in shared memory,
-keeping the best min(k, TILE). Pass 2 repeatedly merges groups of those sorted lists
-(bitonic sort of up to SORT_CAP entries) until one list of k remains per user.
-Users are processed in batches so the partial lists stay under PARTIAL_BYTES.
+Pass 1 (see cuda_kernels): blocks of UB users × one chunk of items score in shared-memory
+tiles with float32 accumulation and keep each (user, chunk)'s best m = min(k, chunk) in a
+sorted list, admitting a score only when it beats the running m-th best. Pass 2 merges
+groups of those lists (bitonic merge of pre-sorted runs) until one list of k remains.
+Items read once per UB users, so for U <= 16 the item matrix crosses memory once.
+
+Items may already live on the GPU (`to_device`, or any `__cuda_array_interface__` array,
+e.g. a CuPy array or a torch CUDA tensor); then only users, exclusions and results move.
+Scratch memory comes from one cached device buffer (no allocation per call).
 """
 
 from __future__ import annotations
 
-import math
+import threading
+from dataclasses import dataclass
 
 import numpy as np
-from numba import config, cuda, float32, int32
+from numba import config, cuda
 
-from .validate import sort_rows
+from .cuda_kernels import SENTINEL, make_merge, make_pass1
+from .validate import KernelInputError, empty_result, sort_rows
 
-# The simulator runs every CUDA thread as a Python thread, so it gets the same kernels
-# with smaller blocks; k > TILE and multi-round merges are still exercised there.
+# The simulator runs every CUDA thread as a Python thread: same kernels, tiny blocks.
 _SIM = bool(config.ENABLE_CUDASIM)
-THREADS = 32 if _SIM else 256
-TILE = 128 if _SIM else 1024  # items per pass-1 block
-IPT = TILE // THREADS  # items per thread
-UB = 2 if _SIM else 4  # users per pass-1 block
-DC = 4  # dimensions staged in shared memory per step
-SORT_CAP = 512 if _SIM else 4096  # entries one block can sort in shared memory
+SORT_CAP = 512 if _SIM else 4096  # entries one merge block sorts in shared memory
+MERGE_THREADS = 16 if _SIM else 256
 MAX_K = SORT_CAP // 2
-SENTINEL = np.iinfo(np.int32).max  # empty/excluded slot index; loses every tie
-PARTIAL_BYTES = 256 << 20
+PARTIAL_BYTES = 1 << 20 if _SIM else 256 << 20  # pass-1 lists per user batch
+MIN_CHUNK_PER_K = 4  # a chunk holds at least 4k items, so pass-1 lists stay a small share
 
 
-@cuda.jit(device=True, inline=True)
-def _before(s1, i1, s2, i2):  # noqa: ANN001, ANN202
-    return s1 > s2 or (s1 == s2 and i1 < i2)
+@dataclass(frozen=True)
+class Tiling:
+    """Block shape of pass 1: tx*ty threads, each scoring ut users × it items, dc dims per step."""
+
+    tx: int
+    ty: int
+    ut: int
+    it: int
+    dc: int
+    buf: int  # shared candidate buffer per user (power of two)
+    regs: int = 128  # register cap per thread (0: none); 128 lets two blocks share an SM
+
+    @property
+    def users(self) -> int:
+        return self.ty * self.ut
+
+    @property
+    def tile(self) -> int:
+        return self.tx * self.it
+
+    @property
+    def threads(self) -> int:
+        return self.tx * self.ty
 
 
-@cuda.jit(device=True)
-def _bitonic(keys, idx, n):  # noqa: ANN001, ANN202
-    """Sort keys/idx[:n] (n a power of two) best-first; all threads of the block call it."""
-    tid = cuda.threadIdx.x
-    size = 2
-    while size <= n:
-        stride = size // 2
-        while stride > 0:
-            for i in range(tid, n, THREADS):
-                j = i ^ stride
-                if j > i:
-                    first = (i & size) == 0
-                    ok = _before(keys[i], idx[i], keys[j], idx[j])
-                    if ok != first:
-                        ks = keys[i]
-                        keys[i] = keys[j]
-                        keys[j] = ks
-                        ix = idx[i]
-                        idx[i] = idx[j]
-                        idx[j] = ix
-            cuda.syncthreads()
-            stride //= 2
-        size *= 2
+if _SIM:
+    TILINGS = {1: Tiling(8, 1, 1, 2, 4, 8), 2: Tiling(8, 1, 2, 2, 4, 8), 4: Tiling(4, 2, 2, 2, 4, 8)}
+else:
+    TILINGS = {
+        1: Tiling(256, 1, 1, 4, 8, 256),
+        2: Tiling(256, 1, 2, 4, 8, 128),
+        4: Tiling(256, 1, 4, 4, 8, 64),
+        8: Tiling(256, 1, 8, 4, 8, 64),
+        16: Tiling(256, 1, 16, 4, 8, 64),
+        64: Tiling(32, 8, 8, 8, 8, 32),
+    }
+TILE = max(t.tile for t in TILINGS.values())  # largest item tile of pass 1
+
+_lock = threading.Lock()
+_kernels: dict[object, object] = {}
+_scratch: list[object] = []
 
 
-@cuda.jit(device=True, inline=True)
-def _lower_bound(a, lo, hi, x):  # noqa: ANN001, ANN202
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def pick_tiling(n_users: int) -> Tiling:
+    """Smallest tiling that holds the whole user batch in one block, else the largest."""
+    for ub in sorted(TILINGS):
+        if n_users <= ub:
+            return TILINGS[ub]
+    return TILINGS[max(TILINGS)]
 
 
-@cuda.jit
-def _pass1(users, items, indptr, excl, u_off, m, out_s, out_i):  # noqa: ANN001, ANN202
-    """Best m of each (user, item tile); out_[s|i] are (Ub, n_tiles, m) for this user batch."""
-    tid = cuda.threadIdx.x
-    ub0 = cuda.blockIdx.y * UB  # user row within this batch
-    t0 = cuda.blockIdx.x * TILE
-    n_users_b = out_s.shape[0]
-    n_items = items.shape[0]
-    dim = items.shape[1]
-    sh_u = cuda.shared.array((UB, DC), float32)
-    sh_it = cuda.shared.array((TILE, DC), float32)
-    keys = cuda.shared.array(TILE, float32)
-    idx = cuda.shared.array(TILE, int32)
-    acc = cuda.local.array(UB * IPT, float32)
-    for a in range(UB * IPT):
-        acc[a] = 0.0
-    for d0 in range(0, dim, DC):
-        for e in range(tid, UB * DC, THREADS):
-            r = e // DC
-            d = d0 + e % DC
-            uu = ub0 + r
-            sh_u[r, d % DC] = users[u_off + uu, d] if (uu < n_users_b and d < dim) else 0.0
-        for e in range(tid, TILE * DC, THREADS):
-            r = e // DC
-            d = d0 + e % DC
-            it = t0 + r
-            sh_it[r, d % DC] = float32(items[it, d]) if (it < n_items and d < dim) else 0.0
-        cuda.syncthreads()
-        for q in range(IPT):
-            r = tid + q * THREADS
-            for uu in range(UB):
-                s = acc[uu * IPT + q]
-                for d in range(DC):
-                    s += sh_u[uu, d] * sh_it[r, d]
-                acc[uu * IPT + q] = s
-        cuda.syncthreads()
-    for uu in range(UB):
-        row = ub0 + uu
-        if row >= n_users_b:  # uniform across the block
-            break
-        for q in range(IPT):
-            r = tid + q * THREADS
-            if t0 + r < n_items:
-                keys[r] = acc[uu * IPT + q]
-                idx[r] = t0 + r
-            else:
-                keys[r] = -math.inf
-                idx[r] = SENTINEL
-        cuda.syncthreads()
-        g = u_off + row
-        lo = _lower_bound(excl, indptr[g], indptr[g + 1], t0)
-        hi = _lower_bound(excl, lo, indptr[g + 1], t0 + TILE)
-        for p in range(lo + tid, hi, THREADS):
-            r = excl[p] - t0
-            keys[r] = -math.inf
-            idx[r] = SENTINEL
-        cuda.syncthreads()
-        _bitonic(keys, idx, TILE)
-        for p in range(tid, m, THREADS):
-            out_s[row, cuda.blockIdx.x, p] = keys[p]
-            out_i[row, cuda.blockIdx.x, p] = idx[p]
-        cuda.syncthreads()
+def _pass1_kernel(t: Tiling):  # noqa: ANN202
+    key = ("pass1", t)
+    if key not in _kernels:
+        _kernels[key] = make_pass1(t.tx, t.ty, t.ut, t.it, t.dc, t.buf, t.regs)
+    return _kernels[key]
 
 
-@cuda.jit
-def _merge(in_s, in_i, group, n_sort, out_s, out_i):  # noqa: ANN001, ANN202
-    """Merge `group` sorted lists per user into the best out_s.shape[2] entries."""
-    tid = cuda.threadIdx.x
-    row = cuda.blockIdx.y
-    g0 = cuda.blockIdx.x * group
-    n_lists = in_s.shape[1]
-    m_in = in_s.shape[2]
-    m_out = out_s.shape[2]
-    keys = cuda.shared.array(SORT_CAP, float32)
-    idx = cuda.shared.array(SORT_CAP, int32)
-    for e in range(tid, n_sort, THREADS):
-        lst = g0 + e // m_in
-        if e < group * m_in and lst < n_lists:
-            keys[e] = in_s[row, lst, e % m_in]
-            idx[e] = in_i[row, lst, e % m_in]
-        else:
-            keys[e] = -math.inf
-            idx[e] = SENTINEL
-    cuda.syncthreads()
-    _bitonic(keys, idx, n_sort)
-    for p in range(tid, m_out, THREADS):
-        out_s[row, cuda.blockIdx.x, p] = keys[p]
-        out_i[row, cuda.blockIdx.x, p] = idx[p]
+def _merge_kernel():  # noqa: ANN202
+    if "merge" not in _kernels:
+        _kernels["merge"] = make_merge(MERGE_THREADS, SORT_CAP)
+    return _kernels["merge"]
 
 
 def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def topk_cuda(
-    users: np.ndarray, items: np.ndarray, k: int, indptr: np.ndarray, ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Numba CUDA top-k over validated inputs (see `mmrec.kernels.topk`); k <= MAX_K."""
-    from .validate import KernelInputError, empty_result
+class _Carver:
+    """Hands out typed views of one cached device byte buffer (grown when too small)."""
 
-    n_users, n_items = users.shape[0], items.shape[0]
+    def __init__(self, nbytes: int) -> None:
+        if not _scratch or _scratch[0].size < nbytes:
+            _scratch.clear()
+            _scratch.append(cuda.device_array(max(nbytes, 1 << 20), np.uint8))
+        self.buf = _scratch[0]
+        self.off = 0
+
+    def take(self, shape: tuple[int, ...], dtype: type) -> object:
+        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        view = self.buf[self.off : self.off + n].view(dtype).reshape(shape)
+        self.off += -(-n // 256) * 256
+        return view
+
+
+def _nbytes(shape: tuple[int, ...], dtype: type) -> int:
+    return -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 256) * 256
+
+
+def to_device(items: np.ndarray) -> object:
+    """Copy validated item vectors (float32/float16) to the GPU once, for repeated topk calls."""
+    return cuda.to_device(np.ascontiguousarray(items))
+
+
+def device_items(items: object) -> object:
+    """A Numba device view of a GPU array (no copy); checks shape and dtype."""
+    d = items if cuda.is_cuda_array(items) and hasattr(items, "copy_to_host") else cuda.as_cuda_array(items)
+    if d.ndim != 2 or d.dtype not in (np.float32, np.float16):
+        raise KernelInputError(f"device items must be a 2-D float32/float16 array; got {d.dtype} {d.shape}")
+    if not d.is_c_contiguous():
+        raise KernelInputError("device items must be C-contiguous")
+    return d
+
+
+def _plan(n_users: int, n_items: int, k: int, t: Tiling) -> tuple[int, int, int]:
+    """(chunk, n_chunks, m) for one user batch: enough blocks to fill the GPU twice."""
+    n_sm = 4 if _SIM else cuda.get_current_device().MULTIPROCESSOR_COUNT
+    groups = -(-n_users // t.users)
+    tiles = -(-n_items // t.tile)
+    want = max(1, -(-4 * n_sm // groups))
+    cap = max(1, n_items // max(t.tile, MIN_CHUNK_PER_K * k))
+    n_chunks = max(1, min(tiles, want, cap))
+    chunk = -(-tiles // n_chunks) * t.tile
+    n_chunks = -(-n_items // chunk)
+    return chunk, n_chunks, min(k, chunk)
+
+
+def topk_cuda(
+    users: np.ndarray, items: object, k: int, indptr: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Numba CUDA top-k over validated inputs (see `mmrec.kernels.topk`); k <= MAX_K.
+
+    `items` is a host array (copied per call) or a device array (used in place).
+    """
+    n_users = users.shape[0]
+    n_items = items.shape[0]
     if k > MAX_K:
         raise KernelInputError(f"backend='cuda' supports k <= {MAX_K}; got k={k}")
     if n_items >= SENTINEL:
@@ -180,26 +164,57 @@ def topk_cuda(
     out_i, out_s = empty_result(n_users, k)
     if n_users == 0 or n_items == 0:
         return out_i, out_s
-    m = min(k, TILE)
-    n_tiles = -(-n_items // TILE)
-    d_users = cuda.to_device(users)
-    d_items = cuda.to_device(items)
-    d_indptr = cuda.to_device(indptr)
-    d_excl = cuda.to_device(sort_rows(indptr, ids) if ids.size else np.zeros(1, np.int64))
-    batch = max(UB, min(n_users, PARTIAL_BYTES // (8 * n_tiles * m)) // UB * UB)
+    d_items = items if not isinstance(items, np.ndarray) else cuda.to_device(items)
+    excl = sort_rows(indptr, ids) if ids.size else np.zeros(1, np.int64)
+    with _lock:
+        return _run(users, d_items, k, indptr, excl, out_i, out_s)
+
+
+def _schedule(n_lists: int, m: int, k: int) -> list[tuple[int, int, int, int]]:
+    """Pass-2 rounds as (group, run, n_out, m_out) until one list per user remains."""
+    rounds = []
+    while n_lists > 1:
+        run = _pow2(m)
+        group = min(SORT_CAP // run, _pow2(n_lists))
+        n_out = -(-n_lists // group)
+        m_out = min(k, group * m, n_lists * m)
+        rounds.append((group, run, n_out, m_out))
+        n_lists, m = n_out, m_out
+    return rounds
+
+
+def _run(users, d_items, k, indptr, excl, out_i, out_s):  # noqa: ANN001, ANN202
+    n_users, n_items = users.shape[0], d_items.shape[0]
+    t = pick_tiling(n_users)
+    chunk, n_chunks, m = _plan(n_users, n_items, k, t)
+    batch = max(t.users, min(n_users, PARTIAL_BYTES // (16 * n_chunks * m)) // t.users * t.users)
+    batch = min(batch, n_users)
+    rounds = _schedule(n_chunks, m, k)
+    q_elems = max([batch * n_out * m_out for _, _, n_out, m_out in rounds], default=1)
+    shapes = [(users.shape, np.float32), (indptr.shape, np.int64), (excl.shape, np.int64)]
+    shapes += [((batch, n_chunks, m), dt) for dt in (np.float32, np.int32) * 2]
+    shapes += [((q_elems,), dt) for dt in (np.float32, np.int32) * 2]
+    mem = _Carver(sum(_nbytes(s, d) for s, d in shapes))
+    d_users, d_indptr, d_excl = (mem.take(s, d) for s, d in shapes[:3])
+    d_users.copy_to_device(users)
+    d_indptr.copy_to_device(indptr)
+    d_excl.copy_to_device(excl)
+    lists = [mem.take(s, d) for s, d in shapes[3:7]]
+    qbufs = [mem.take(s, d) for s, d in shapes[7:]]
+    pass1 = _pass1_kernel(t)
+    merge = _merge_kernel()
     for u0 in range(0, n_users, batch):
         nb = min(batch, n_users - u0)
-        ps = cuda.device_array((nb, n_tiles, m), np.float32)
-        pi = cuda.device_array((nb, n_tiles, m), np.int32)
-        _pass1[(n_tiles, -(-nb // UB)), THREADS](d_users, d_items, d_indptr, d_excl, u0, m, ps, pi)
-        while ps.shape[1] > 1 or ps.shape[2] != min(k, n_tiles * TILE):
-            m_in = ps.shape[2]
-            group = max(2, SORT_CAP // m_in) if ps.shape[1] > 1 else 1
-            n_out = -(-ps.shape[1] // group)
-            m_out = min(k, group * m_in)
-            qs = cuda.device_array((nb, n_out, m_out), np.float32)
-            qi = cuda.device_array((nb, n_out, m_out), np.int32)
-            _merge[(n_out, nb), THREADS](ps, pi, group, _pow2(group * m_in), qs, qi)
+        la_s, la_i, lb_s, lb_i = (a[:nb] for a in lists)
+        pass1[(n_chunks, -(-nb // t.users)), t.threads](
+            d_users, d_items.reshape(-1), n_items, d_items.shape[1], d_indptr, d_excl, u0, nb,
+            chunk, m, la_s, la_i, lb_s, lb_i)
+        ps, pi = la_s, la_i
+        for r, (group, run, n_out, m_out) in enumerate(rounds):
+            shape = (nb, n_out, m_out)
+            qs = qbufs[2 * (r % 2)][: nb * n_out * m_out].reshape(shape)
+            qi = qbufs[2 * (r % 2) + 1][: nb * n_out * m_out].reshape(shape)
+            merge[(n_out, nb), MERGE_THREADS](ps, pi, group, run, group * run, qs, qi)
             ps, pi = qs, qi
         s = ps.copy_to_host()[:, 0, :]
         i = pi.copy_to_host()[:, 0, :].astype(np.int64)
