@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmrec.errors import ConfigError
+from mmrec.evaluate import EvalReport
 from mmrec.fusion import FusionLayout, parse_weights
 from mmrec.index import DEFAULT_KIND as DEFAULT_INDEX_KIND
 from mmrec.index import IndexReport, build_indexes, vector_index_status
@@ -21,8 +23,20 @@ from mmrec.ingest import (
     content_hash,
     ingest_directory,
 )
+from mmrec.recommend_core import RecommendOptions
+from mmrec.recommending import (
+    BatchReport,
+    ImportReport,
+    TextEncoder,
+    UserRecommendations,
+    evaluate_catalog,
+    import_interactions,
+    recommend_all_users,
+    recommend_for_user,
+)
 from mmrec.search import SearchResult, check_where, nearest_items, nearest_segments
 from mmrec.store import CatalogStore, vector_column
+from mmrec.users import UserVectorConfig
 
 DEFAULT_DB = "mmrec.lance"
 DEFAULT_PRESET = "default"
@@ -215,6 +229,61 @@ class Catalog:
         """Every recorded failure: path, stage, error type, message, time."""
         return self._open().errors.to_arrow().sort_by("path").to_pylist()
 
+    # -- users and recommendations -------------------------------------------------
+    def text_encoder(self, store: CatalogStore, preset: str | None = None) -> TextEncoder:
+        """texts -> {modality: vectors} with every text tower of the catalog's extractors,
+        loaded on first use (only interests and comments need models)."""
+
+        def encode(texts: list[str]) -> dict[str, np.ndarray]:
+            extractors = self.extractors(preset, store)
+            self._check_fingerprints(store, extractors)
+            return {e.modality: e.embed_text(texts) for e in extractors if e.has_text_tower}
+
+        return encode
+
+    def import_interactions(self, path: str | Path, *, skip_bad: bool = False) -> ImportReport:
+        """Store a CSV/JSONL file of user interactions (see mmrec.interactions for columns).
+
+        Rows naming unknown items or events are rejected with their line numbers; with any
+        rejected row nothing is written unless skip_bad=True. A re-import adds nothing.
+        """
+        return import_interactions(self._open(), path, skip_bad)
+
+    def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,
+                  explain: bool = False, options: RecommendOptions | None = None,
+                  user_config: UserVectorConfig | None = None,
+                  preset: str | None = None) -> UserRecommendations:
+        """What a user (their stored history) or interests text should see next.
+
+        Args:
+            user: a user id from the imported interactions.
+            interests: "jazz, travel vlogs": a cold-start user, or a prior blended into `user`.
+            k: number of recommendations.
+            explain: add per-modality shares, the history item it resembles, a sentence.
+            options: rerank (popularity, freshness, diversity), exclude_seen, backend.
+            user_config: user-vector settings (attention tau, recency half-life, event weights).
+        """
+        store = self._open()
+        opts = replace(options or RecommendOptions(), k=_positive_k(k), explain=explain)
+        return recommend_for_user(store, opts, user=user, interests=interests,
+                                  encode=self.text_encoder(store, preset), user_config=user_config)
+
+    def recommend_all(self, out: str | Path, *, k: int = 10, options: RecommendOptions | None = None,
+                      user_config: UserVectorConfig | None = None) -> BatchReport:
+        """Top-k for every user with interactions, batched through the kernels, to Parquet."""
+        store = self._open()
+        opts = replace(options or RecommendOptions(), k=_positive_k(k))
+        return recommend_all_users(store, out, opts, encode=self.text_encoder(store),
+                                   user_config=user_config)
+
+    def evaluate(self, interactions: str | Path, *, k: int = 10, holdout: str = "last",
+                 options: RecommendOptions | None = None,
+                 user_config: UserVectorConfig | None = None) -> tuple[EvalReport, list[Any]]:
+        """precision/recall/F1/NDCG@k, MRR, coverage, novelty of mmrec and of popularity
+        and random baselines on a held-out split ("last" per user, or a time ratio "0.2")."""
+        return evaluate_catalog(self._open(), interactions, k=_positive_k(k), holdout=holdout,
+                                options=options, user_config=user_config)
+
     def stats(self) -> dict[str, Any]:
         """Counts by kind, segments, errors, extractors and fingerprints, index, storage size."""
         store = self._open()
@@ -223,6 +292,12 @@ class Catalog:
         return {**store.counts(), "extractors": meta.get("extractors", []),
                 "preset": meta.get("preset"), "fusion": [b.__dict__ for b in store.layout.blocks],
                 "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path)}
+
+
+def _positive_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ConfigError(f"k must be a positive whole number, got {k!r}")
+    return k
 
 
 def _subset(extractors: list[Any], only: Sequence[str] | None) -> list[Any]:

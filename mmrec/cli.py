@@ -53,9 +53,11 @@ def _add_catalog_commands() -> None:
     from mmrec.commands.index_cmd import index_command
     from mmrec.commands.ingest_cmd import ingest_command
     from mmrec.commands.query_cmd import query_command
+    from mmrec.commands.recommend_cmd import evaluate_command, interactions_group, recommend_command
     from mmrec.commands.stats_cmd import stats_command
 
-    for command in (ingest_command, query_command, stats_command, index_command, extractors_command):
+    for command in (ingest_command, query_command, stats_command, index_command, extractors_command,
+                    interactions_group, recommend_command, evaluate_command):
         main.add_command(command)
 
 

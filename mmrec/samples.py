@@ -125,3 +125,40 @@ def make_sample_library(
             broken.write_bytes(data[: len(data) // 2])
         paths.append(broken)
     return paths
+
+
+INTERACTIONS_NAME = "interactions.csv"
+
+# Sample users, each with a taste: (user, [(sample, event, value, comment)], in time order).
+# Events follow the interactions format; the file names are relative to the library.
+_USERS: tuple[tuple[str, tuple[tuple[str, str, str, str], ...]], ...] = (
+    ("ana", (("pasta_night", "like", "", "lovely sauce"), ("football_highlights", "skip", "0.1", ""),
+             ("cooking_podcast", "view", "0.95", ""), ("pasta_night_small", "view", "1", ""))),
+    ("ben", (("jazz_piano_trio", "like", "", "smooth"), ("guitar_lesson", "view", "0.8", ""),
+             ("football_highlights", "dislike", "", ""), ("rain_ambience", "share", "", ""))),
+    ("cleo", (("mountain_travel_vlog", "like", "", "want to go hiking"),
+              ("city_timelapse", "view", "0.9", ""), ("jazz_piano_trio", "skip", "0.05", ""),
+              ("football_highlights", "view", "0.6", ""))),
+    ("dan", (("football_highlights", "like", "", "what a goal"), ("city_timelapse", "view", "0.4", ""),
+             ("mountain_travel_vlog", "view", "0.7", ""), ("cooking_podcast", "skip", "0.1", ""))),
+    ("eve", (("rain_ambience", "like", "", ""), ("jazz_piano_trio", "view", "1", ""),
+             ("guitar_lesson", "like", "", "great first lesson"), ("pasta_night", "skip", "0.2", ""))),
+)
+
+
+def write_sample_interactions(directory: str | Path) -> Path:
+    """interactions.csv for the sample library: five users with different tastes, one
+    event a day each (relative file names, ISO-8601 times)."""
+    import csv
+
+    d = Path(directory)
+    out = d / INTERACTIONS_NAME
+    suffix = {s.name: s.suffix for s in SAMPLES}
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "item", "event", "value", "timestamp", "text"])
+        for user, events in _USERS:
+            for day, (name, event, value, text) in enumerate(events, start=1):
+                w.writerow([user, f"{name}{suffix[name]}", event, value,
+                            f"2026-11-{day:02d}T{8 + len(user)}:00:00Z", text])
+    return out

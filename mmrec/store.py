@@ -25,6 +25,7 @@ from mmrec.fusion import FusionLayout
 log = logging.getLogger(__name__)
 
 ITEMS, SEGMENTS, ERRORS, META = "items", "segments", "errors", "meta"
+INTERACTIONS = "interactions"
 
 
 class CatalogNotFoundError(MmrecError):
@@ -79,6 +80,16 @@ ERRORS_SCHEMA = pa.schema([
     pa.field("error", pa.string()),
     pa.field("message", pa.string()),
     pa.field("time", pa.timestamp("us", tz="UTC")),
+])
+INTERACTIONS_SCHEMA = pa.schema([
+    pa.field("key", pa.string(), nullable=False),  # hash of the row: a re-import is a no-op
+    pa.field("user_id", pa.string()),
+    pa.field("item_id", pa.string()),
+    pa.field("event", pa.string()),
+    pa.field("value", pa.float64()),
+    pa.field("timestamp", pa.float64()),  # epoch seconds
+    pa.field("text", pa.string()),
+    pa.field("source", pa.string()),
 ])
 META_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
 
@@ -287,7 +298,31 @@ class CatalogStore:
             "by_kind": kinds,
             "segments": self.segments.count_rows(),
             "errors": self.errors.count_rows(),
+            "interactions": 0 if (t := self.interactions_table()) is None else t.count_rows(),
         }
+
+    # -- interactions ------------------------------------------------------------
+    def interactions_table(self, create: bool = False) -> Any | None:
+        """The interactions table (created on the first import; None before, unless create)."""
+        if INTERACTIONS in set(self.db.list_tables().tables):
+            return self.db.open_table(INTERACTIONS)
+        if not create:
+            return None
+        return self.db.create_table(INTERACTIONS, schema=INTERACTIONS_SCHEMA, exist_ok=True)
+
+    def add_interactions(self, rows: list[dict[str, Any]]) -> int:
+        """Upsert interaction rows (dicts with INTERACTIONS_SCHEMA's fields) in one commit;
+        returns how many were new."""
+        table = self.interactions_table(create=True)
+        before = table.count_rows()
+        if rows:
+            (table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
+             .execute(pa.Table.from_pylist(rows, schema=INTERACTIONS_SCHEMA)))
+        return table.count_rows() - before
+
+    def interactions(self) -> list[dict[str, Any]]:
+        table = self.interactions_table()
+        return [] if table is None else table.to_arrow().to_pylist()
 
     def check_layout(self, layout: FusionLayout) -> None:
         if layout != self.layout:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mmrec.commands.console import console
-from mmrec.samples import make_sample_library
+from mmrec.samples import make_sample_library, write_sample_interactions
 
 
 @click.command("samples")
@@ -18,4 +18,5 @@ from mmrec.samples import make_sample_library
 def samples_command(directory: Path, overwrite: bool, broken: bool) -> None:
     """Generate a sample library of videos, audio files and sidecar text with ffmpeg."""
     paths = make_sample_library(directory, overwrite=overwrite, include_broken=broken)
-    console.print(f"{len(paths)} sample files in {directory}")
+    interactions = write_sample_interactions(directory)
+    console.print(f"{len(paths)} sample files in {directory}, user interactions in {interactions}")

@@ -1,0 +1,278 @@
+"""Recommendations from a catalog: stored items and interactions -> user vectors ->
+kernels top-k -> rerank -> explanations; interaction import; offline evaluation.
+
+The maths lives in users / rerank / recommend_core / evaluate (arrays in, arrays out);
+this module only moves data between them and the LanceDB store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mmrec.errors import ConfigError
+from mmrec.evaluate import EvalReport, evaluate, parse_holdout
+from mmrec.interactions import Interaction, RejectedRow, parse_interactions
+from mmrec.recommend_core import (
+    Recommendation,
+    RecommendOptions,
+    UserHistory,
+    histories_from_interactions,
+    modality_scores,
+    popularity_counts,
+    rank,
+    recommend,
+    user_matrix,
+    vector_recommender,
+)
+from mmrec.store import CatalogStore
+from mmrec.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
+
+log = logging.getLogger(__name__)
+
+TextEncoder = Callable[[list[str]], Mapping[str, np.ndarray]]  # texts -> {modality: [n, d]}
+
+
+@dataclass(frozen=True)
+class ItemMatrix:
+    """Every item's fused vector, with the columns recommendations show."""
+
+    ids: list[str]
+    paths: list[str]
+    titles: list[str]
+    kinds: list[str]
+    vectors: np.ndarray  # float32 [N, D]
+    ingested_at: np.ndarray  # epoch seconds [N]
+    index: dict[str, int] = field(default_factory=dict)
+
+
+def load_items(store: CatalogStore) -> ItemMatrix:
+    """The item matrix of a catalog, read in one projected scan."""
+    t = store.columns(store.items, ["id", "path", "title", "kind", "fused", "ingested_at"])
+    n, dim = t.num_rows, store.layout.dim
+    if n == 0:
+        raise ConfigError(f"{store.path}: the catalog has no items: run `mmrec ingest DIR` first")
+    fused = t.column("fused").combine_chunks()
+    vectors = np.asarray(fused.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(n, dim)
+    ingested = t.column("ingested_at").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
+    ids = t.column("id").to_pylist()
+    return ItemMatrix(ids, t.column("path").to_pylist(), t.column("title").to_pylist(),
+                      t.column("kind").to_pylist(), np.ascontiguousarray(vectors), ingested,
+                      {i: n for n, i in enumerate(ids)})
+
+
+def item_resolver(store: CatalogStore, base: Path | None = None) -> Callable[[str], str | None]:
+    """Map an interaction's `item` (item id, catalogued path, or path relative to `base`
+    or the working directory) to an item id; None when it is not in the catalog."""
+    by_path = {p: r["id"] for p, r in store.file_index().items()}
+    ids = set(by_path.values())
+
+    def resolve(key: str) -> str | None:
+        if key in ids:
+            return key
+        for cand in (Path(key), (base / key) if base else None):
+            if cand is not None:
+                hit = by_path.get(str(cand.expanduser().resolve()))
+                if hit:
+                    return hit
+        return None
+
+    return resolve
+
+
+# -- interactions ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportReport:
+    """What `import_interactions` did: rows read, new rows stored, and rejected lines."""
+
+    path: str
+    rows: int
+    imported: int
+    already_stored: int
+    rejected: list[RejectedRow]
+    written: bool
+
+
+def _key(r: Interaction) -> str:
+    raw = "\x1f".join(map(str, (r.user_id, r.item_id, r.event, r.timestamp, r.value, r.text or "")))
+    return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = False) -> ImportReport:
+    """Validate a CSV/JSONL interactions file and store its rows in one commit.
+
+    With rejected rows nothing is written unless skip_bad (then only the good rows are).
+    """
+    parsed = parse_interactions(path, item_resolver(store, Path(path).resolve().parent))
+    if parsed.rejected and not skip_bad:
+        return ImportReport(str(path), len(parsed.rows), 0, 0, parsed.rejected, written=False)
+    rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
+             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": str(path)}
+            for r in parsed.rows]
+    new = store.add_interactions(rows)
+    return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
+
+
+def stored_interactions(store: CatalogStore) -> list[Interaction]:
+    return [Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"], r["text"])
+            for r in store.interactions()]
+
+
+# -- recommending --------------------------------------------------------------------
+@dataclass
+class UserRecommendations:
+    """One user's ranked recommendations, ready to print or serialise."""
+
+    user: str
+    recommendations: list[Recommendation]
+    items: ItemMatrix
+    history: int  # interactions used
+
+    def to_json(self) -> list[dict[str, Any]]:
+        out = []
+        for r in self.recommendations:
+            rec = r.to_json(self.items.ids, self.items.paths)
+            rec["title"] = self.items.titles[r.item_index]
+            out.append(rec)
+        return out
+
+
+def _comment_vectors(histories: Mapping[str, UserHistory], encode: TextEncoder | None,
+                     layout: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Comment texts of each history embedded into the text block (the text extractor)."""
+    if encode is None or "text" not in layout.modalities:
+        return {}
+
+    def text_only(texts: list[str]) -> Mapping[str, np.ndarray]:
+        return {"text": encode(texts)["text"]}
+
+    return {u: embed_comments(h.texts, text_only, layout) for u, h in histories.items()
+            if any(t and t.strip() for t in h.texts)}
+
+
+def interests_vector(interests: str, encode: TextEncoder, layout: Any) -> np.ndarray:
+    """A cold-start user vector from free text ("jazz, travel vlogs") with every text tower."""
+    parts = split_interests(interests)
+    if not parts:
+        raise ConfigError("--interests is empty: give a few comma-separated topics, e.g. 'jazz, hiking'")
+    return cold_start_vector(dict(encode(parts)), layout)
+
+
+def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: str | None = None,
+                       interests: str | None = None, encode: TextEncoder | None = None,
+                       user_config: UserVectorConfig | None = None,
+                       now: float | None = None) -> UserRecommendations:
+    """Recommendations for one stored user (their history), for interests text (cold
+    start), or both (the interests blend in as a prior)."""
+    if user is None and interests is None:
+        raise ConfigError("give --user ID or --interests TEXT")
+    items = load_items(store)
+    layout = store.layout
+    now = time.time() if now is None else now
+    histories = histories_from_interactions(stored_interactions(store), items.index)
+    prior = interests_vector(interests, _need(encode), layout) if interests is not None else None
+    if user is None:
+        users, hist = prior[None, :].astype(np.float32), [None]
+        name, used = "(interests)", 0
+    else:
+        if user not in histories:
+            if prior is None:
+                raise ConfigError(f"no interactions for user {user!r} in {store.path}: import them with "
+                                  "`mmrec interactions import FILE`, or use --interests for a new user")
+            users, hist, used = prior[None, :].astype(np.float32), [None], 0
+        else:
+            mine = {user: histories[user]}
+            um = user_matrix(mine, items.vectors, layout, now, user_config,
+                             _comment_vectors(mine, encode, layout),
+                             None if prior is None else {user: prior})
+            if not um.user_ids:
+                raise ConfigError(f"user {user!r}: {um.skipped[user]}")
+            users, hist, used = um.vectors, [histories[user]], len(histories[user].events)
+        name = user
+    recs = recommend(users, items.vectors, layout, options, histories=hist,
+                     popularity=popularity_counts(histories, len(items.ids)),
+                     ingest_times=items.ingested_at, now=now, titles=items.titles, kinds=items.kinds)
+    return UserRecommendations(name, recs[0], items, used)
+
+
+def _need(encode: TextEncoder | None) -> TextEncoder:
+    if encode is None:
+        raise ConfigError("interests need the catalog's text extractors; none were given")
+    return encode
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    users: int
+    skipped: dict[str, str]
+    rows: int
+    seconds: float
+    out: str
+
+
+def recommend_all_users(store: CatalogStore, out: str | Path, options: RecommendOptions, *,
+                        encode: TextEncoder | None = None, user_config: UserVectorConfig | None = None,
+                        now: float | None = None) -> BatchReport:
+    """Top-k for every user with interactions, scored in batches by the kernels, written
+    to a Parquet file: user_id, rank, item_id, path, score and one column per modality."""
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    items = load_items(store)
+    layout = store.layout
+    now = time.time() if now is None else now
+    histories = histories_from_interactions(stored_interactions(store), items.index)
+    if not histories:
+        raise ConfigError(f"no interactions in {store.path}: import them with `mmrec interactions import`")
+    um = user_matrix(histories, items.vectors, layout, now, user_config,
+                     _comment_vectors(histories, encode, layout))
+    opts = replace(options, explain=False)
+    hist = [histories[u] for u in um.user_ids]
+    idx, scores = rank(um.vectors, items.vectors, opts, histories=hist,
+                       popularity=popularity_counts(histories, len(items.ids)),
+                       ingest_times=items.ingested_at, now=now)
+    parts = modality_scores(um.vectors, items.vectors, idx, layout)
+    valid = idx >= 0
+    user_col = np.repeat(np.array(um.user_ids, dtype=object), idx.shape[1]).reshape(idx.shape)
+    rank_col = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)
+    ids, paths = np.array(items.ids, dtype=object), np.array(items.paths, dtype=object)
+    flat = idx[valid]
+    table = pa.table({
+        "user_id": user_col[valid].tolist(), "rank": rank_col[valid].astype(np.int32),
+        "item_id": ids[flat].tolist(), "path": paths[flat].tolist(),
+        "score": scores[valid].astype(np.float32),
+        **{f"score_{m}": np.asarray(v)[valid].astype(np.float32) for m, v in parts.items()},
+    })
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, str(out))
+    return BatchReport(len(um.user_ids), um.skipped, table.num_rows, time.perf_counter() - t0, str(out))
+
+
+# -- evaluation ----------------------------------------------------------------------
+def evaluate_catalog(store: CatalogStore, interactions: str | Path, *, k: int = 10,
+                     holdout: str = "last", options: RecommendOptions | None = None,
+                     user_config: UserVectorConfig | None = None,
+                     seed: int = 0) -> tuple[EvalReport, list[RejectedRow]]:
+    """mmrec against popularity and random baselines on a held-out split of a file."""
+    items = load_items(store)
+    parsed = parse_interactions(interactions, item_resolver(store, Path(interactions).resolve().parent))
+    if not parsed.rows:
+        raise ConfigError(f"{interactions}: no usable interactions "
+                          f"({len(parsed.rejected)} rejected rows; first: {_first(parsed.rejected)})")
+    mmrec_fn = vector_recommender(items.ids, items.vectors, store.layout, user_config=user_config,
+                                  options=options or RecommendOptions(), ingest_times=items.ingested_at)
+    report = evaluate({"mmrec": mmrec_fn}, parsed.rows, items.ids, k=k, holdout=parse_holdout(holdout),
+                      seed=seed)
+    return report, parsed.rejected
+
+
+def _first(rejected: Sequence[RejectedRow]) -> str:
+    return f"line {rejected[0].line}: {rejected[0].reason}" if rejected else "none"
