@@ -21,6 +21,10 @@ demo: install
 	$(BIN)/mmrec query --db $(DEMO_DB) --file $(DEMO_LIB)/pasta_night.mp4 -k 5
 	$(BIN)/mmrec query --db $(DEMO_DB) --text "relaxing sounds" --segments -k 5 --where "kind = 'audio'"
 	$(BIN)/mmrec stats --db $(DEMO_DB)
+	$(BIN)/mmrec interactions import $(DEMO_LIB)/interactions.csv --db $(DEMO_DB)
+	$(BIN)/mmrec recommend --db $(DEMO_DB) --user ana -k 3 --explain
+	$(BIN)/mmrec recommend --db $(DEMO_DB) --interests "jazz, relaxing rain" -k 3
+	$(BIN)/mmrec evaluate --db $(DEMO_DB) --interactions $(DEMO_LIB)/interactions.csv -k 3
 
 test: install
 	$(BIN)/python -m pytest

@@ -135,6 +135,7 @@ class UserRecommendations:
     recommendations: list[Recommendation]
     items: ItemMatrix
     history: int  # interactions used
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> list[dict[str, Any]]:
         out = []
@@ -200,7 +201,13 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     recs = recommend(users, items.vectors, layout, options, histories=hist,
                      popularity=popularity_counts(histories, len(items.ids)),
                      ingest_times=items.ingested_at, now=now, titles=items.titles, kinds=items.kinds)
-    return UserRecommendations(name, recs[0], items, used)
+    return UserRecommendations(name, recs[0], items, used, random_weight_notes(store))
+
+
+def random_weight_notes(store: CatalogStore) -> list[str]:
+    """One note per extractor the catalog was built with random weights."""
+    return [f"{e['preset']} ran on random weights: its {e['modality']} scores are meaningless"
+            for e in store.meta().get("extractors", []) if e.get("random_weights")]
 
 
 def _need(encode: TextEncoder | None) -> TextEncoder:

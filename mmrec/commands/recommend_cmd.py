@@ -141,6 +141,8 @@ def recommend_command(user: str | None, interests: str | None, all_users: bool, 
         raise click.UsageError("give --user ID, --interests TEXT, or --all-users --out FILE")
     result = catalog.recommend(user=user, interests=interests, k=_positive_k(k), explain=explain,
                                options=options, user_config=user_config)
+    for note in result.notes:
+        err_console.print(f"[yellow]note[/yellow]: {note}")
     if as_json:
         print_json(result.to_json())
         return
