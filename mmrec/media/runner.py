@@ -110,7 +110,9 @@ class StreamingProcess:
         self._stderr_done = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        self._watchdog = threading.Timer(timeout, self._kill_for_timeout)
+        # A corrupt header can announce a duration of centuries; the timer must still start.
+        self._watchdog = threading.Timer(min(timeout, threading.TIMEOUT_MAX / 2),
+                                         self._kill_for_timeout)
         self._watchdog.daemon = True
         self._watchdog.start()
 
@@ -124,8 +126,11 @@ class StreamingProcess:
         try:
             for raw in self.proc.stderr:
                 line = raw.decode("utf-8", "replace").rstrip()
-                if self._on_line is not None and self._on_line(line):
-                    continue
+                try:
+                    if self._on_line is not None and self._on_line(line):
+                        continue
+                except Exception:  # a parser bug must not stop the draining (ffmpeg would block)
+                    log.debug("stderr line handler failed on %r", line, exc_info=True)
                 if line:
                     self._tail.append(line)
         finally:

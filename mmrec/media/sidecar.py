@@ -155,8 +155,9 @@ def embedded_subtitles(info: MediaInfo, timeout: float = 60.0) -> list[Cue]:
         log.warning("%s: could not read embedded subtitles (%s)", printable(info.path), e.reason)
         return []
     if code != 0 or not out.strip():
+        last = err.strip().splitlines()[-1] if err.strip() else f"ffmpeg exited with code {code}"
         log.warning("%s: could not read embedded subtitles (%s)", printable(info.path),
-                    printable(err.strip()[-200:]))
+                    printable(last[-200:]))
         return []
     text = out.decode("utf-8", "replace")
     try:
@@ -185,13 +186,15 @@ def _glob_escape(text: str) -> str:
 
 
 def read_text_meta(
-    path: str | Path, info: MediaInfo | None = None, embedded: bool = True
+    path: str | Path, info: MediaInfo | None = None, embedded: bool = True,
+    timeout: float = 60.0,
 ) -> TextMeta:
     """Collect title, description, tags and subtitles for a media file.
 
     Title precedence: sidecar JSON, container `title` tag, readable file name.
     Never raises for a broken, unreadable or missing sidecar (each becomes one printable
-    line in `warnings`), nor for an odd file name (non-UTF-8, 255 bytes long).
+    line in `warnings`), nor for an odd file name (non-UTF-8, 255 bytes long); embedded
+    subtitles that fail or take longer than `timeout` seconds are logged and left out.
     """
     media = Path(path)
     tags = info.tags if info else {}
@@ -231,7 +234,7 @@ def read_text_meta(
         except Exception as e:  # webvtt raises several types for malformed files
             warnings.append(printable(f"{sub}: ignored subtitles ({type(e).__name__}: {e})"))
     if not cues and embedded and info is not None:
-        cues = embedded_subtitles(info)
+        cues = embedded_subtitles(info, timeout)
         if cues:
             sources.append(f"{media}#subtitles")
 

@@ -194,8 +194,12 @@ class _Times:
             return False
         m = _PTS_TIME.search(line)
         if m:
+            try:
+                value = float(m.group(2))
+            except ValueError:  # "." or "1.2.3": keep the line count, use the nominal grid
+                return True
             with self.cond:
-                self.values.append(float(m.group(2)))
+                self.values.append(value)
                 self.cond.notify_all()
         return True
 
