@@ -16,6 +16,7 @@ from mmrec.media.runner import (
     StreamingProcess,
     decode_timeout,
     find_tool,
+    last_error_line,
     read_exact,
     with_input,
 )
@@ -111,7 +112,7 @@ def iter_audio_windows(
         tail = proc.stderr_tail
     ensure_unchanged(info)
     if code != 0:
-        reason = tail.splitlines()[-1] if tail else f"ffmpeg exited with code {code}"
+        reason = last_error_line(tail, path, f"ffmpeg exited with code {code}")
         raise DecodeError(path, f"audio decoding failed ({reason})", tail)
     if total == 0:
         raise DecodeError(path, "no audio sample could be decoded", tail)

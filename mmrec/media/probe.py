@@ -26,6 +26,7 @@ from mmrec.media.runner import (
     find_tool,
     input_args,
     input_url,
+    last_error_line,
     run_to_end,
 )
 
@@ -308,10 +309,7 @@ def probe(path: str | Path, timeout: float = DEFAULT_PROBE_TIMEOUT_S) -> MediaIn
     out, err, code = run_to_end(args, p, timeout)
     tail = _tail_text(err)
     if code != 0:
-        last = tail.splitlines()[-1] if tail else f"ffprobe exited with code {code}"
-        # ffprobe prefixes its message with the input URL; keep only the reason.
-        url = input_url(p).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        reason = last[len(url) + 2 :] if last.startswith(url + ": ") else last
+        reason = last_error_line(tail, p, f"ffprobe exited with code {code}")
         raise UnreadableMediaError(p, f"not a readable media file ({reason})", tail)
     try:
         data = json.loads(out.decode("utf-8", "replace") or "{}")

@@ -78,6 +78,17 @@ def run_to_end(args: Sequence[str], path: str | Path, timeout: float) -> tuple[b
     return proc.stdout, proc.stderr.decode("utf-8", "replace"), proc.returncode
 
 
+def last_error_line(tail: str, path: str | os.PathLike[str], default: str) -> str:
+    """The last line ffmpeg printed, without the `file:/abs/path: ` prefix it puts
+    before messages about the input (the error already names the file)."""
+    lines = [line for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return default
+    url = input_url(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    last = lines[-1].strip()
+    return last[len(url) + 2 :] if last.startswith(url + ": ") else last
+
+
 def _tail_text(text: str, n: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 

@@ -24,6 +24,7 @@ from mmrec.media.runner import (
     StreamingProcess,
     decode_timeout,
     find_tool,
+    last_error_line,
     read_exact,
     with_input,
 )
@@ -257,7 +258,7 @@ def iter_frames(
         tail = proc.stderr_tail
     ensure_unchanged(info)
     if code != 0:
-        reason = tail.splitlines()[-1] if tail else f"ffmpeg exited with code {code}"
+        reason = last_error_line(tail, path, f"ffmpeg exited with code {code}")
         raise DecodeError(path, f"video decoding failed ({reason})", tail)
     if count == 0:
         raise DecodeError(path, "no video frame could be decoded", tail)
