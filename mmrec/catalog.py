@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from mmrec.ingest import (
     content_hash,
     ingest_directory,
 )
+from mmrec.lock import write_lock
 from mmrec.recommend_core import RecommendOptions
 from mmrec.recommending import (
     BatchReport,
@@ -110,7 +111,8 @@ class Catalog:
     # -- public API ---------------------------------------------------------------
     def ingest(self, directory: str | Path, *, preset: str | None = None,
                only: Sequence[str] | None = None, options: IngestOptions | None = None,
-               progress: ProgressFn = _noop) -> IngestSummary:
+               progress: ProgressFn = _noop,
+               should_stop: Callable[[], bool] = lambda: False) -> IngestSummary:
         """Ingest every media file under directory (unchanged files are skipped).
 
         Args:
@@ -120,13 +122,19 @@ class Catalog:
                 like "visual"); the other modalities keep their stored vectors.
             options: walk/batching options (IngestOptions).
             progress: called with (event, data) as files are planned, embedded or fail.
+            should_stop: polled between files; True stops the run cleanly (see ingest_directory).
+
+        One ingest writes to a catalog at a time (CatalogBusyError otherwise); queries
+        can run meanwhile and see the last committed batch.
         """
         if not Path(directory).exists():
             raise ConfigError(f"{directory}: no such file or directory to ingest")
-        extractors = self.extractors(preset)
-        store = self._store_for(extractors)
-        summary = ingest_directory(store, _subset(extractors, only), directory, options, progress)
-        store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
+        with write_lock(self.path):
+            extractors = self.extractors(preset)
+            store = self._store_for(extractors)
+            summary = ingest_directory(store, _subset(extractors, only), directory, options, progress,
+                                       should_stop)
+            store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
         return summary
 
     def search(self, *, text: str | None = None, file: str | Path | None = None,
@@ -223,7 +231,8 @@ class Catalog:
 
     def index(self, kind: str = DEFAULT_INDEX_KIND) -> list[IndexReport]:
         """Build the ANN indexes (items and segments); see mmrec.index for when search uses them."""
-        return build_indexes(self._open(), kind)
+        with write_lock(self.path):
+            return build_indexes(self._open(), kind)
 
     def errors(self) -> list[dict[str, Any]]:
         """Every recorded failure: path, stage, error type, message, time."""
@@ -247,7 +256,8 @@ class Catalog:
         Rows naming unknown items or events are rejected with their line numbers; with any
         rejected row nothing is written unless skip_bad=True. A re-import adds nothing.
         """
-        return import_interactions(self._open(), path, skip_bad)
+        with write_lock(self.path):
+            return import_interactions(self._open(), path, skip_bad)
 
     def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,
                   explain: bool = False, options: RecommendOptions | None = None,

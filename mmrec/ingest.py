@@ -45,7 +45,7 @@ class IngestOptions:
     batch_files: int = 8
     prefetch: int = 2
     workers: int = 2
-    write_batch: int = 16
+    write_batch: int = 16  # files per commit: a kill loses at most this many
     prune_missing: bool = True
 
 
@@ -64,6 +64,7 @@ class IngestSummary:
     ingested: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[FileFailure] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, same bytes as path)
     removed: int = 0
     segments: int = 0
     seconds: float = 0.0
@@ -150,14 +151,17 @@ def ingest_directory(
     root: str | Path,
     options: IngestOptions | None = None,
     progress: ProgressFn = _noop,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> IngestSummary:
     """Ingest every media file under root into the store. See module docstring.
 
     Progress events: "planned" {total, unchanged}, then per file one of "embedded"
-    {path, segments, units}, "unchanged" {path}, "failed" {path, message, final=True}
+    {path, segments, units}, "unchanged" {path}, "duplicate" {path, of}, "failed" {path, message, final=True}
     or "dropped" {path}; "failed" with final=False is one extractor's failure on a file
     that still gets "embedded" (other extractors worked) or "dropped".
-    Ctrl-C stops after the batch in flight is written (summary.interrupted).
+    When should_stop() turns true (the CLI's first Ctrl-C), or on KeyboardInterrupt, the
+    run stops after the file in hand: what was embedded is written, nothing is pruned,
+    and summary.interrupted is set; a rerun resumes (stored files are skipped).
     """
     from mmrec.extractors import MediaItem, embed_files
 
@@ -172,6 +176,7 @@ def ingest_directory(
     progress("planned", {"total": len(plan.todo), "unchanged": summary.unchanged})
 
     ids: dict[str, tuple[str, os.stat_result]] = {}
+    by_id = {r["id"]: p for p, r in known.items()}  # content -> the path it is stored under
 
     def fail(path: str, stage: str, error: str, message: str, final: bool = True) -> None:
         summary.failed.append(FileFailure(path, stage, error, message))
@@ -188,6 +193,12 @@ def ingest_directory(
                     summary.unchanged += 1  # touched, but the same bytes
                     progress("unchanged", {"path": str(path)})
                     continue
+                twin = by_id.get(item_id)
+                if twin is not None and twin != str(path) and Path(twin).exists():
+                    # One item per content: a copy is reported, not embedded twice.
+                    summary.duplicates.append((str(path), twin))
+                    progress("duplicate", {"path": str(path), "of": twin})
+                    continue
                 info = probe(path)
                 text = read_text_meta(path, info)
             except MediaError as e:
@@ -199,13 +210,14 @@ def ingest_directory(
             finally:
                 timings["hash_probe"] += time.perf_counter() - t
             ids[str(path)] = (item_id, st)
+            by_id[item_id] = str(path)
             yield MediaItem(str(path), info, text)
 
     writer = _Writer(store, options.write_batch, tuple(e.modality for e in extractors))
     results = embed_files(list(extractors), reader(), batch_files=options.batch_files,
                           prefetch=options.prefetch, workers=options.workers)
     try:
-        while True:
+        while not should_stop():
             t = time.perf_counter()
             result = next(results, None)
             timings["embed"] += time.perf_counter() - t
@@ -217,15 +229,19 @@ def ingest_directory(
             kept = _kept_row(store, prev, item_id, fingerprints)
             _collect(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
                      progress)
+        else:
+            summary.interrupted = True
     except KeyboardInterrupt:
         summary.interrupted = True
-        results.close()
+    results.close()
     writer.flush()
     timings["write"] = writer.seconds
     for f in summary.failed:
         store.record_error(f.path, f.stage, f.error, f.message)
     if options.prune_missing and not summary.interrupted:
         summary.removed = _prune_missing(store, Path(root).resolve(), set(map(str, plan.files)))
+    if not summary.interrupted:
+        store.delete_orphan_segments()  # left by a run killed between its two writes
     summary.timings = timings
     summary.seconds = time.perf_counter() - t0
     return summary

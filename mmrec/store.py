@@ -246,6 +246,15 @@ class CatalogStore:
         self.items.delete(f"id IN ({quoted})")
         return len(ids)
 
+    def delete_orphan_segments(self) -> int:
+        """Delete segments whose item row does not exist; returns how many."""
+        items = set(self.columns(self.items, ["id"]).column("id").to_pylist())
+        seg_items = set(self.columns(self.segments, ["item_id"]).column("item_id").to_pylist())
+        orphans = sorted(seg_items - items)
+        for k in range(0, len(orphans), 500):
+            self.segments.delete(f"item_id IN ({', '.join(map(_sql_str, orphans[k:k + 500]))})")
+        return len(orphans)
+
     def record_error(self, path: str, stage: str, error: str, message: str) -> None:
         """Store a failure; a file's previous failures are replaced, not accumulated."""
         self.clear_errors(path)
@@ -259,8 +268,14 @@ class CatalogStore:
     # -- reads -------------------------------------------------------------------
     def file_index(self) -> dict[str, dict[str, Any]]:
         """path -> {id, size, mtime, fingerprints} for every stored item (the skip check)."""
-        rows = self.columns(self.items, ["id", "path", "size", "mtime", "fingerprints"])
-        return {r["path"]: r for r in rows.to_pylist()}
+        rows = self.columns(self.items, ["id", "path", "size", "mtime", "fingerprints"]).to_pylist()
+        index = {r["path"]: r for r in rows}
+        if len(index) < len(rows):  # two contents for one path: a run was killed mid-write;
+            seen: dict[str, int] = {}  # leave the path out so the next ingest rewrites it
+            for r in rows:
+                seen[r["path"]] = seen.get(r["path"], 0) + 1
+            index = {p: r for p, r in index.items() if seen[p] == 1}
+        return index
 
     @staticmethod
     def columns(table: Any, names: list[str]) -> pa.Table:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,8 @@ from rich.text import Text
 
 from mmrec.commands.console import err_console, print_json, printable
 from mmrec.commands.options import csv_list, db_option, make_catalog, model_options
+
+DONE_EVENTS = ("embedded", "unchanged", "duplicate", "dropped")  # one per file
 
 
 class _RatesColumn(ProgressColumn):
@@ -75,7 +81,7 @@ class IngestProgress:
                               f"{escape(printable(data['message']))}")
         for name, n in data.get("units", {}).items():
             self.units[name] = self.units.get(name, 0) + n
-        if event in ("embedded", "unchanged", "dropped") or (event == "failed" and data["final"]):
+        if event in DONE_EVENTS or (event == "failed" and data["final"]):
             self.done += 1
         self.bar.update(self.task, completed=min(self.done, self.total), units=self.units,
                         current=Path(data.get("path", "")).name[:40])
@@ -107,10 +113,12 @@ class IngestProgress:
 @model_options
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Decoding threads (each runs ffmpeg).")
+@click.option("--write-every", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Files per catalog commit: a crash loses at most this many files' work.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list[str] | None,
                    preset: str | None, device: str | None, batch_size: int | None,
-                   model_paths: tuple[str, ...], workers: int, as_json: bool) -> None:
+                   model_paths: tuple[str, ...], workers: int, write_every: int, as_json: bool) -> None:
     """Embed every audio/video file under DIRECTORY into the catalog.
 
     Unchanged files (same path, size and mtime, or same content) are skipped; files
@@ -121,10 +129,10 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
     from mmrec.ingest import IngestOptions
 
     catalog = make_catalog(db, device, batch_size, model_paths)
-    options = IngestOptions(recursive=recursive, workers=workers)
-    with IngestProgress(live=err_console.is_terminal) as progress:
+    options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every)
+    with IngestProgress(live=err_console.is_terminal) as progress, _first_ctrl_c_stops() as stop:
         summary = catalog.ingest(directory, preset=preset, only=only, options=options,
-                                 progress=progress)
+                                 progress=progress, should_stop=stop.is_set)
     if as_json:
         print_json(summary_json(summary, catalog.path))
     else:
@@ -135,9 +143,32 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
         sys.exit(130)
 
 
+@contextmanager
+def _first_ctrl_c_stops() -> Iterator[threading.Event]:
+    """The first Ctrl-C asks the run to stop after the file in hand; a second aborts."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print("stopping after the file in hand (Ctrl-C again to abort at once)")
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def summary_json(summary: Any, db: Path) -> dict[str, Any]:
     return {"db": str(db), "ingested": len(summary.ingested), "unchanged": summary.unchanged,
             "failed": [f.__dict__ for f in summary.failed], "removed": summary.removed,
+            "duplicates": [{"path": p, "same_as": t} for p, t in summary.duplicates],
             "segments": summary.segments, "seconds": round(summary.seconds, 3),
             "timings": {k: round(v, 3) for k, v in summary.timings.items()},
             "random_weights": summary.random_weights, "interrupted": summary.interrupted}
@@ -151,6 +182,8 @@ def print_summary(summary: Any, db: Path) -> None:
     table.add_row("ingested", str(len(summary.ingested)))
     table.add_row("unchanged", str(summary.unchanged))
     table.add_row("failed", str(len(summary.failed)))
+    if summary.duplicates:
+        table.add_row("duplicates (same bytes)", str(len(summary.duplicates)))
     if summary.removed:
         table.add_row("removed (file gone)", str(summary.removed))
     table.add_row("segments", str(summary.segments))
@@ -162,6 +195,8 @@ def print_summary(summary: Any, db: Path) -> None:
     for f in summary.failed:
         console.print(f"  [red]failed[/red] {escape(printable(f.path))}: {f.stage}: "
                           f"{escape(printable(f.message))}")
+    for path, twin in summary.duplicates:
+        console.print(f"  duplicate {escape(printable(path))}: same bytes as {escape(printable(twin))}")
     for name in summary.random_weights:
         err_console.print(f"[yellow]note[/yellow]: {name} runs on random weights, so its vectors "
                           "are random: only the other modalities carry meaning")
