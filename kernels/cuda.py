@@ -1,10 +1,11 @@
 """Numba CUDA top-k in two passes, so the full U×N score matrix never exists.
 
-Pass 1 (see cuda_kernels): blocks of UB users × one chunk of items score in shared-memory
-tiles with float32 accumulation and keep each (user, chunk)'s best m = min(k, chunk) in a
-sorted list, admitting a score only when it beats the running m-th best. Pass 2 merges
-groups of those lists (bitonic merge of pre-sorted runs) until one list of k remains.
-Items read once per UB users, so for U <= 16 the item matrix crosses memory once.
+Pass 1: blocks of UB users × one chunk of items score with float32 accumulation and keep
+each (user, chunk)'s best m = min(k, chunk) in a sorted list, admitting a score only when
+it beats the running m-th best (cuda_select). Small batches use the stream kernel (rows
+read once, contiguously, per 16 users: cuda_stream), large ones the register-tile kernel
+(cuda_tile). Pass 2 merges groups of those lists (bitonic merge of pre-sorted runs) until
+one list of k remains.
 
 Items may already live on the GPU (`to_device`, or any `__cuda_array_interface__` array,
 e.g. a CuPy array or a torch CUDA tensor); then only users, exclusions and results move.
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import config, cuda
 
-from .cuda_kernels import SENTINEL, make_merge, make_pass1
+from .cuda_select import SENTINEL, make_merge
+from .cuda_stream import make_stream
+from .cuda_tile import make_tile
 from .validate import KernelInputError, empty_result, sort_rows
 
 # The simulator runs every CUDA thread as a Python thread: same kernels, tiny blocks.
@@ -32,16 +35,42 @@ MIN_CHUNK_PER_K = 4  # a chunk holds at least 4k items, so pass-1 lists stay a s
 
 
 @dataclass(frozen=True)
+class Stream:
+    """Stream pass 1 (cuda_stream): `warps` warps per block, each scoring ipw rows for ub users."""
+
+    ub: int
+    ipw: int
+    buf: int  # shared candidate buffer per user (power of two)
+    warps: int = 8
+    regs: int = 128  # register cap per thread (0: none); 128 lets two blocks share an SM
+
+    @property
+    def users(self) -> int:
+        return self.ub
+
+    @property
+    def tile(self) -> int:
+        return self.warps * self.ipw
+
+    @property
+    def threads(self) -> int:
+        return self.warps * 32
+
+    def build(self):  # noqa: ANN201
+        return make_stream(self.ub, self.ipw, self.buf, self.warps, self.regs)
+
+
+@dataclass(frozen=True)
 class Tiling:
-    """Block shape of pass 1: tx*ty threads, each scoring ut users × it items, dc dims per step."""
+    """Tile pass 1 (cuda_tile): tx*ty threads, each scoring ut users × it items, dc dims a step."""
 
     tx: int
     ty: int
     ut: int
     it: int
     dc: int
-    buf: int  # shared candidate buffer per user (power of two)
-    regs: int = 128  # register cap per thread (0: none); 128 lets two blocks share an SM
+    buf: int
+    regs: int = 128
 
     @property
     def users(self) -> int:
@@ -55,38 +84,43 @@ class Tiling:
     def threads(self) -> int:
         return self.tx * self.ty
 
+    def build(self):  # noqa: ANN201
+        return make_tile(self.tx, self.ty, self.ut, self.it, self.dc, self.buf, self.regs)
 
+
+# Pass-1 kernel by user-batch size: the smallest key >= the batch, else the largest. The
+# stream kernel reads the items once per 16 users; the tile kernel wins on large batches.
 if _SIM:
-    TILINGS = {1: Tiling(8, 1, 1, 2, 4, 8), 2: Tiling(8, 1, 2, 2, 4, 8), 4: Tiling(4, 2, 2, 2, 4, 8)}
+    KERNELS: dict[int, Stream | Tiling] = {1: Stream(1, 32, 8, warps=1), 2: Stream(2, 16, 8, warps=1),
+                                           4: Tiling(4, 2, 2, 2, 4, 8), 8: Tiling(4, 2, 2, 2, 4, 8)}
 else:
-    TILINGS = {
-        1: Tiling(256, 1, 1, 4, 8, 256),
-        2: Tiling(256, 1, 2, 4, 8, 128),
-        4: Tiling(256, 1, 4, 4, 8, 64),
-        8: Tiling(256, 1, 8, 4, 8, 64),
-        16: Tiling(256, 1, 16, 4, 8, 64),
-        64: Tiling(32, 8, 8, 8, 8, 32),
+    KERNELS = {
+        1: Stream(1, 32, 256),
+        2: Stream(2, 16, 128),
+        4: Stream(4, 8, 64),
+        8: Stream(8, 4, 64),
+        256: Stream(16, 4, 64),
+        1 << 30: Tiling(32, 8, 8, 8, 8, 32),
     }
-TILE = max(t.tile for t in TILINGS.values())  # largest item tile of pass 1
+TILE = max(t.tile for t in KERNELS.values())  # largest item tile of pass 1
 
 _lock = threading.Lock()
 _kernels: dict[object, object] = {}
 _scratch: list[object] = []
 
 
-def pick_tiling(n_users: int) -> Tiling:
-    """Smallest tiling that holds the whole user batch in one block, else the largest."""
-    for ub in sorted(TILINGS):
+def pick_kernel(n_users: int) -> Stream | Tiling:
+    """The pass-1 kernel for a batch of n_users (see KERNELS)."""
+    for ub in sorted(KERNELS):
         if n_users <= ub:
-            return TILINGS[ub]
-    return TILINGS[max(TILINGS)]
+            return KERNELS[ub]
+    return KERNELS[max(KERNELS)]
 
 
-def _pass1_kernel(t: Tiling):  # noqa: ANN202
-    key = ("pass1", t)
-    if key not in _kernels:
-        _kernels[key] = make_pass1(t.tx, t.ty, t.ut, t.it, t.dc, t.buf, t.regs)
-    return _kernels[key]
+def _pass1_kernel(t: Stream | Tiling):  # noqa: ANN202
+    if t not in _kernels:
+        _kernels[t] = t.build()
+    return _kernels[t]
 
 
 def _merge_kernel():  # noqa: ANN202
@@ -135,7 +169,7 @@ def device_items(items: object) -> object:
     return d
 
 
-def _plan(n_users: int, n_items: int, k: int, t: Tiling) -> tuple[int, int, int]:
+def _plan(n_users: int, n_items: int, k: int, t: Stream | Tiling) -> tuple[int, int, int]:
     """(chunk, n_chunks, m) for one user batch: enough blocks to fill the GPU twice."""
     n_sm = 4 if _SIM else cuda.get_current_device().MULTIPROCESSOR_COUNT
     groups = -(-n_users // t.users)
@@ -185,7 +219,7 @@ def _schedule(n_lists: int, m: int, k: int) -> list[tuple[int, int, int, int]]:
 
 def _run(users, d_items, k, indptr, excl, out_i, out_s):  # noqa: ANN001, ANN202
     n_users, n_items = users.shape[0], d_items.shape[0]
-    t = pick_tiling(n_users)
+    t = pick_kernel(n_users)
     chunk, n_chunks, m = _plan(n_users, n_items, k, t)
     batch = max(t.users, min(n_users, PARTIAL_BYTES // (16 * n_chunks * m)) // t.users * t.users)
     batch = min(batch, n_users)

@@ -57,17 +57,44 @@ def test_cuda_kernel_on_simulator():
     assert res["auto_picks_cuda"]
 
 
+def _int_case(rng, n_users, n_items, dim, dtype, per_user):
+    users = rng.integers(-3, 4, (n_users, dim)).astype(np.float32)
+    items = rng.integers(-3, 4, (n_items, dim)).astype(dtype)
+    indptr = np.r_[0, np.full(n_users, per_user).cumsum()]
+    return users, items, (indptr, rng.integers(0, n_items, indptr[-1]))
+
+
 @pytest.mark.gpu
-def test_cuda_kernel_on_gpu():
+@pytest.mark.parametrize("n_users", [1, 2, 3, 8, 16, 40, 300])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_cuda_kernel_on_gpu(n_users, dtype):
+    """Every pass-1 tiling, exact against the reference on integer data (ties included)."""
     if not K.cuda_available():
         pytest.skip("no CUDA GPU")
-    rng = np.random.default_rng(1)
-    users = rng.integers(-3, 4, (300, 64)).astype(np.float32)
-    items = rng.integers(-3, 4, (50_000, 64)).astype(np.float16)
-    indptr = np.r_[0, np.full(300, 40).cumsum()]
-    ids = rng.integers(0, 50_000, indptr[-1])
-    for k in (1, 20, 1000):
-        a = K.topk(users, items, k, (indptr, ids), backend="numpy")
-        b = K.topk(users, items, k, (indptr, ids), backend="cuda")
+    rng = np.random.default_rng(n_users)
+    users, items, excl = _int_case(rng, n_users, 50_003, 67, dtype, 40)
+    for k in (1, 20, 1000, 2048):
+        a = K.topk(users, items, k, excl, backend="numpy")
+        b = K.topk(users, items, k, excl, backend="cuda")
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.gpu
+def test_cuda_device_items_and_random_floats():
+    """Items kept on the GPU give the same answer as host items; float scores match float64."""
+    if not K.cuda_available():
+        pytest.skip("no CUDA GPU")
+    rng = np.random.default_rng(5)
+    users = rng.standard_normal((24, 512)).astype(np.float32)
+    items = rng.standard_normal((300_000, 512)).astype(np.float32)
+    d_items = K.to_device(items)
+    idx, sc = K.topk(users, d_items, 100, backend="auto")
+    idx2, sc2 = K.topk(users, items, 100, backend="cuda")
+    np.testing.assert_array_equal(idx, idx2)
+    exact = users.astype(np.float64) @ items.astype(np.float64).T
+    np.testing.assert_allclose(sc, np.take_along_axis(exact, idx, 1), rtol=1e-4, atol=1e-3)
+    kth = -np.sort(-exact, axis=1)[:, 99]
+    assert np.all(sc[:, -1] >= kth - 1e-3)
+    with pytest.raises(K.KernelInputError, match="backend"):
+        K.topk(users, d_items, 5, backend="cpu")
