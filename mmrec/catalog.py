@@ -36,7 +36,7 @@ from mmrec.recommending import (
     recommend_for_user,
 )
 from mmrec.search import SearchResult, check_where, nearest_items, nearest_segments
-from mmrec.store import CatalogStore, vector_column
+from mmrec.store import CatalogStore, db_path, vector_column
 from mmrec.users import UserVectorConfig
 
 DEFAULT_DB = "mmrec.lance"
@@ -212,7 +212,7 @@ class Catalog:
         path = Path(str(file))
         if not path.is_file():
             raise ConfigError(f"{path}: no such file to query with")
-        row = store.find_item(str(path.resolve()))
+        row = store.find_item(db_path(path.resolve()))
         return row or store.find_item(content_hash(path))
 
     def _embed_file(self, store: CatalogStore, path: Path, preset: str | None) -> dict[str, Any]:

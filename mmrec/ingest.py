@@ -22,7 +22,7 @@ import numpy as np
 from mmrec.errors import MediaError
 from mmrec.media import probe, read_text_meta
 from mmrec.scan import iter_media_files
-from mmrec.store import CatalogStore, ItemRecord, SegmentRecord, vector_column
+from mmrec.store import CatalogStore, ItemRecord, SegmentRecord, db_path, fs_path, vector_column
 
 log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20
@@ -105,9 +105,9 @@ def _plan(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: 
         try:
             st = path.stat()
         except OSError as e:
-            summary.failed.append(FileFailure(str(path), "read", type(e).__name__, _os_reason(e)))
+            summary.failed.append(FileFailure(db_path(path), "read", type(e).__name__, _os_reason(e)))
             continue
-        prev = known.get(str(path))
+        prev = known.get(db_path(path))
         if prev and prev["size"] == st.st_size and prev["mtime"] == st.st_mtime \
                 and _fingerprints_match(prev, fingerprints):
             summary.unchanged += 1
@@ -188,29 +188,30 @@ def ingest_directory(
             t = time.perf_counter()
             try:
                 item_id = content_hash(path)
-                prev = known.get(str(path))
+                key = db_path(path)
+                prev = known.get(key)
                 if prev and prev["id"] == item_id and _fingerprints_match(prev, fingerprints):
                     summary.unchanged += 1  # touched, but the same bytes
-                    progress("unchanged", {"path": str(path)})
+                    progress("unchanged", {"path": key})
                     continue
                 twin = by_id.get(item_id)
-                if twin is not None and twin != str(path) and Path(twin).exists():
+                if twin is not None and twin != key and Path(fs_path(twin)).exists():
                     # One item per content: a copy is reported, not embedded twice.
-                    summary.duplicates.append((str(path), twin))
-                    progress("duplicate", {"path": str(path), "of": twin})
+                    summary.duplicates.append((key, twin))
+                    progress("duplicate", {"path": key, "of": twin})
                     continue
                 info = probe(path)
                 text = read_text_meta(path, info)
             except MediaError as e:
-                fail(str(path), e.stage, type(e).__name__, e.reason)
+                fail(db_path(path), e.stage, type(e).__name__, e.reason)
                 continue
             except OSError as e:  # vanished or unreadable between scan and read
-                fail(str(path), "read", type(e).__name__, _os_reason(e))
+                fail(db_path(path), "read", type(e).__name__, _os_reason(e))
                 continue
             finally:
                 timings["hash_probe"] += time.perf_counter() - t
             ids[str(path)] = (item_id, st)
-            by_id[item_id] = str(path)
+            by_id[item_id] = key
             yield MediaItem(str(path), info, text)
 
     writer = _Writer(store, options.write_batch, tuple(e.modality for e in extractors))
@@ -225,7 +226,7 @@ def ingest_directory(
                 break
             timings["decode"] += result.prepare_s
             item_id, st = ids.pop(result.item.path)
-            prev = known.get(result.item.path)
+            prev = known.get(db_path(result.item.path))
             kept = _kept_row(store, prev, item_id, fingerprints)
             _collect(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
                      progress)
@@ -239,7 +240,7 @@ def ingest_directory(
     for f in summary.failed:
         store.record_error(f.path, f.stage, f.error, f.message)
     if options.prune_missing and not summary.interrupted:
-        summary.removed = _prune_missing(store, Path(root).resolve(), set(map(str, plan.files)))
+        summary.removed = _prune_missing(store, Path(root).resolve(), {db_path(f) for f in plan.files})
     if not summary.interrupted:
         store.delete_orphan_segments()  # left by a run killed between its two writes
     summary.timings = timings
@@ -282,9 +283,9 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
     for name, err in result.errors.items():
         stage = getattr(err, "stage", "embed")
         msg = getattr(err, "reason", None) or str(err)
-        fail(item.path, f"{stage}:{name}", type(err).__name__, f"{name}: {msg}", final=False)
+        fail(db_path(item.path), f"{stage}:{name}", type(err).__name__, f"{name}: {msg}", final=False)
     if not vectors:
-        progress("dropped", {"path": item.path})  # every extractor failed: nothing to store
+        progress("dropped", {"path": db_path(item.path)})  # every extractor failed: nothing to store
         return
     if kept is not None:
         running = {e.modality for e in extractors}
@@ -295,7 +296,7 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
                     **done_fps}
     text = item.text
     rec = ItemRecord(
-        id=item_id, path=item.path, size=st.st_size, mtime=st.st_mtime,
+        id=item_id, path=db_path(item.path), size=st.st_size, mtime=st.st_mtime,
         duration=item.info.duration, kind=item.info.kind,
         title=text.title if text else Path(item.path).stem,
         text=" ".join(v for k, v in (text.fields().items() if text else []) if k != "title"),
@@ -303,9 +304,9 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
         fingerprints=done_fps,
     )
     writer.add(rec, segs)
-    summary.ingested.append(item.path)
+    summary.ingested.append(db_path(item.path))
     summary.segments += len(segs)
-    progress("embedded", {"path": item.path, "segments": len(segs), "units": dict(result.units)})
+    progress("embedded", {"path": db_path(item.path), "segments": len(segs), "units": dict(result.units)})
 
 
 def _stored_fingerprints(prev: dict[str, Any]) -> dict[str, str]:
@@ -323,9 +324,9 @@ def _fingerprints_match(prev: dict[str, Any], current: dict[str, str]) -> bool:
 
 def _prune_missing(store: CatalogStore, root: Path, present: set[str]) -> int:
     """Remove items under root whose file no longer exists (or is no longer found there)."""
-    prefix = str(root).rstrip("/") + "/"
+    prefix = db_path(root).rstrip("/") + "/"
     gone = [p for p in store.file_index() if p.startswith(prefix) and p not in present
-            and not Path(p).exists()]
+            and not Path(fs_path(p)).exists()]
     removed = 0
     for p in gone:
         removed += store.delete_where("path = '" + p.replace("'", "''") + "'")

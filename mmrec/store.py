@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -124,6 +125,24 @@ class SegmentRecord:
     vector: np.ndarray  # fused-layout vector
 
 
+def utf8(text: str) -> str:
+    """Text safe for an Arrow string: undecodable bytes (surrogate escapes) become \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def db_path(path: str | Path) -> str:
+    """A file path as the catalog stores it (UTF-8; bytes of names from other systems
+    that are not UTF-8 written as \\xNN, see fs_path for the way back)."""
+    return utf8(str(path))
+
+
+def fs_path(stored: str) -> str:
+    """The file-system path of a stored path (db_path's inverse)."""
+    if "\\x" not in stored:
+        return stored
+    return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), stored)
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -216,8 +235,8 @@ class CatalogStore:
         for i in items:
             row: dict[str, Any] = {
                 "id": i.id, "path": i.path, "size": i.size, "mtime": i.mtime,
-                "duration": i.duration, "kind": i.kind, "title": i.title, "text": i.text,
-                "tags": i.tags, "fused": i.fused.astype(np.float32),
+                "duration": i.duration, "kind": i.kind, "title": utf8(i.title), "text": utf8(i.text),
+                "tags": [utf8(t) for t in i.tags], "fused": i.fused.astype(np.float32),
                 "fingerprints": json.dumps(i.fingerprints, sort_keys=True),
                 "ingested_at": i.ingested_at,
             }
@@ -258,7 +277,7 @@ class CatalogStore:
     def record_error(self, path: str, stage: str, error: str, message: str) -> None:
         """Store a failure; a file's previous failures are replaced, not accumulated."""
         self.clear_errors(path)
-        row = {"path": path, "stage": stage, "error": error, "message": message,
+        row = {"path": path, "stage": stage, "error": error, "message": utf8(message),
                "time": datetime.now(UTC)}
         self.errors.add(pa.Table.from_pylist([row], schema=ERRORS_SCHEMA))
 

@@ -4,6 +4,7 @@ sample library with the offline-tiny set (real MiniLM text, random tiny CLIP/CLA
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -232,3 +233,26 @@ def test_extractor_subset_keeps_the_other_modalities(own):
     assert modalities == {"visual", "audio", "text"}
     code, _, err = run("ingest", d, "--db", db, "--extractors", "ocr", ok=False)
     assert code != 0 and "ocr" in err and "clip (visual)" in err
+
+
+def test_messy_directory_completes_with_one_line_per_bad_file(lib, tmp_path):
+    d = tmp_path / "messy"
+    d.mkdir()
+    shutil.copy(lib / "guitar_lesson.wav", os.fsdecode(bytes(d) + b"/caf\xe9 lesson.wav"))
+    shutil.copy(lib / "rain_ambience.flac", d / ("r" * 240 + ".flac"))
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "notes.mp3").write_text("not audio\n" * 20)
+    (d / "loop").mkdir()
+    (d / "loop" / "up").symlink_to("..")
+    db = tmp_path / "messy.lance"
+    code, out, err = run("ingest", d, "--db", db, *PRESET, "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["ingested"] == 2
+    failed = {Path(f["path"]).name: f["message"] for f in summary["failed"]}
+    assert set(failed) == {"empty.mp4", "notes.mp3"} and "empty" in failed["empty.mp4"]
+    assert sum(line.startswith("failed ") for line in err.splitlines()) == 2
+    paths = set(CatalogStore.open(db).file_index())
+    assert str(d.resolve() / "caf\\xe9 lesson.wav") in paths  # stored as valid UTF-8
+    again = json.loads(run("ingest", d, "--db", db, "--json")[1])
+    assert again["ingested"] == 0 and again["unchanged"] == 2 and again["removed"] == 0
+    assert query(db, "--text", "guitar chords", "-k", "1")[0]["path"].endswith("caf\\xe9 lesson.wav")
