@@ -9,12 +9,13 @@ one list of k remains.
 
 Items may already live on the GPU (`to_device`, or any `__cuda_array_interface__` array,
 e.g. a CuPy array or a torch CUDA tensor); then only users, exclusions and results move.
-Scratch memory comes from one cached device buffer (no allocation per call).
+Buffers and launch configurations are cached per shape (`_Plan`): no allocation per call.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,7 +107,6 @@ TILE = max(t.tile for t in KERNELS.values())  # largest item tile of pass 1
 
 _lock = threading.Lock()
 _kernels: dict[object, object] = {}
-_scratch: list[object] = []
 
 
 def pick_kernel(n_users: int) -> Stream | Tiling:
@@ -131,27 +131,6 @@ def _merge_kernel():  # noqa: ANN202
 
 def _pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
-
-
-class _Carver:
-    """Hands out typed views of one cached device byte buffer (grown when too small)."""
-
-    def __init__(self, nbytes: int) -> None:
-        if not _scratch or _scratch[0].size < nbytes:
-            _scratch.clear()
-            _scratch.append(cuda.device_array(max(nbytes, 1 << 20), np.uint8))
-        self.buf = _scratch[0]
-        self.off = 0
-
-    def take(self, shape: tuple[int, ...], dtype: type) -> object:
-        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        view = self.buf[self.off : self.off + n].view(dtype).reshape(shape)
-        self.off += -(-n // 256) * 256
-        return view
-
-
-def _nbytes(shape: tuple[int, ...], dtype: type) -> int:
-    return -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // 256) * 256
 
 
 def to_device(items: np.ndarray) -> object:
@@ -199,7 +178,7 @@ def topk_cuda(
     if n_users == 0 or n_items == 0:
         return out_i, out_s
     d_items = items if not isinstance(items, np.ndarray) else cuda.to_device(items)
-    excl = sort_rows(indptr, ids) if ids.size else np.zeros(1, np.int64)
+    excl = sort_rows(indptr, ids) if ids.size else None
     with _lock:
         return _run(users, d_items, k, indptr, excl, out_i, out_s)
 
@@ -217,43 +196,72 @@ def _schedule(n_lists: int, m: int, k: int) -> list[tuple[int, int, int, int]]:
     return rounds
 
 
+class _Plan:
+    """Device buffers, views and configured launches for one (U, N, D, k, kernel) shape.
+
+    Building one costs many small Python objects and allocations (milliseconds); cached
+    plans make a repeated query cost one users upload, the launches and two result copies.
+    """
+
+    def __init__(self, n_users: int, n_items: int, dim: int, k: int) -> None:
+        t = self.kernel = pick_kernel(n_users)
+        self.chunk, self.n_chunks, self.m = _plan(n_users, n_items, k, t)
+        per_user = 16 * self.n_chunks * self.m
+        batch = max(t.users, min(n_users, PARTIAL_BYTES // per_user) // t.users * t.users)
+        self.batch = batch = min(batch, n_users)
+        rounds = _schedule(self.n_chunks, self.m, k)
+        q_elems = max([batch * n_out * m_out for _, _, n_out, m_out in rounds], default=1)
+        self.d_users = cuda.device_array((n_users, dim), np.float32)
+        self.no_indptr = cuda.to_device(np.zeros(n_users + 1, np.int64))
+        self.no_excl = cuda.to_device(np.zeros(1, np.int64))
+        lists = [cuda.device_array((batch, self.n_chunks, self.m), dt) for dt in (np.float32, np.int32) * 2]
+        qbufs = [cuda.device_array(q_elems, dt) for dt in (np.float32, np.int32) * 2]
+        pass1 = _pass1_kernel(t)
+        merge = _merge_kernel()
+        self.batches = []
+        for u0 in range(0, n_users, batch):
+            nb = min(batch, n_users - u0)
+            la = [a[:nb] for a in lists]
+            launch1 = pass1[(self.n_chunks, -(-nb // t.users)), t.threads]
+            merges = []
+            ps, pi = la[0], la[1]
+            for r, (group, run, n_out, m_out) in enumerate(rounds):
+                shape = (nb, n_out, m_out)
+                qs = qbufs[2 * (r % 2)][: nb * n_out * m_out].reshape(shape)
+                qi = qbufs[2 * (r % 2) + 1][: nb * n_out * m_out].reshape(shape)
+                merges.append((merge[(n_out, nb), MERGE_THREADS], (ps, pi, group, run, group * run, qs, qi)))
+                ps, pi = qs, qi
+            self.batches.append((u0, nb, launch1, la, merges, ps, pi))
+
+    def run(self, users, d_items, k, indptr, excl, out_i, out_s):  # noqa: ANN001, ANN201
+        self.d_users.copy_to_device(users)
+        if excl is None:
+            d_indptr, d_excl = self.no_indptr, self.no_excl
+        else:
+            d_indptr, d_excl = cuda.to_device(indptr), cuda.to_device(excl)
+        flat = d_items.reshape(-1)
+        n_items, dim = d_items.shape
+        for u0, nb, launch1, la, merges, ps, pi in self.batches:
+            launch1(self.d_users, flat, n_items, dim, d_indptr, d_excl, u0, nb, self.chunk, self.m, *la)
+            for launch, args in merges:
+                launch(*args)
+            s = ps.copy_to_host()[:, 0, :]
+            i = pi.copy_to_host()[:, 0, :].astype(np.int64)
+            pad = i == SENTINEL
+            w = s.shape[1]
+            out_s[u0 : u0 + nb, :w] = np.where(pad, -np.inf, s)
+            out_i[u0 : u0 + nb, :w] = np.where(pad, -1, i)
+        return out_i, out_s
+
+
+_plans: OrderedDict[tuple, _Plan] = OrderedDict()
+MAX_PLANS = 4
+
+
 def _run(users, d_items, k, indptr, excl, out_i, out_s):  # noqa: ANN001, ANN202
-    n_users, n_items = users.shape[0], d_items.shape[0]
-    t = pick_kernel(n_users)
-    chunk, n_chunks, m = _plan(n_users, n_items, k, t)
-    batch = max(t.users, min(n_users, PARTIAL_BYTES // (16 * n_chunks * m)) // t.users * t.users)
-    batch = min(batch, n_users)
-    rounds = _schedule(n_chunks, m, k)
-    q_elems = max([batch * n_out * m_out for _, _, n_out, m_out in rounds], default=1)
-    shapes = [(users.shape, np.float32), (indptr.shape, np.int64), (excl.shape, np.int64)]
-    shapes += [((batch, n_chunks, m), dt) for dt in (np.float32, np.int32) * 2]
-    shapes += [((q_elems,), dt) for dt in (np.float32, np.int32) * 2]
-    mem = _Carver(sum(_nbytes(s, d) for s, d in shapes))
-    d_users, d_indptr, d_excl = (mem.take(s, d) for s, d in shapes[:3])
-    d_users.copy_to_device(users)
-    d_indptr.copy_to_device(indptr)
-    d_excl.copy_to_device(excl)
-    lists = [mem.take(s, d) for s, d in shapes[3:7]]
-    qbufs = [mem.take(s, d) for s, d in shapes[7:]]
-    pass1 = _pass1_kernel(t)
-    merge = _merge_kernel()
-    for u0 in range(0, n_users, batch):
-        nb = min(batch, n_users - u0)
-        la_s, la_i, lb_s, lb_i = (a[:nb] for a in lists)
-        pass1[(n_chunks, -(-nb // t.users)), t.threads](
-            d_users, d_items.reshape(-1), n_items, d_items.shape[1], d_indptr, d_excl, u0, nb,
-            chunk, m, la_s, la_i, lb_s, lb_i)
-        ps, pi = la_s, la_i
-        for r, (group, run, n_out, m_out) in enumerate(rounds):
-            shape = (nb, n_out, m_out)
-            qs = qbufs[2 * (r % 2)][: nb * n_out * m_out].reshape(shape)
-            qi = qbufs[2 * (r % 2) + 1][: nb * n_out * m_out].reshape(shape)
-            merge[(n_out, nb), MERGE_THREADS](ps, pi, group, run, group * run, qs, qi)
-            ps, pi = qs, qi
-        s = ps.copy_to_host()[:, 0, :]
-        i = pi.copy_to_host()[:, 0, :].astype(np.int64)
-        pad = i == SENTINEL
-        w = s.shape[1]
-        out_s[u0 : u0 + nb, :w] = np.where(pad, -np.inf, s)
-        out_i[u0 : u0 + nb, :w] = np.where(pad, -1, i)
-    return out_i, out_s
+    key = (users.shape[0], d_items.shape[0], d_items.shape[1], k, pick_kernel(users.shape[0]))
+    plan = _plans.pop(key, None) or _Plan(users.shape[0], d_items.shape[0], d_items.shape[1], k)
+    _plans[key] = plan
+    while len(_plans) > MAX_PLANS:
+        _plans.popitem(last=False)
+    return plan.run(users, d_items, k, indptr, excl, out_i, out_s)
