@@ -1,0 +1,11 @@
+"""Throughput benchmarks of mmrec (`mmrec bench ...`): one module per benchmark, each with a
+`run(quick, out, device) -> dict` that writes <out>/<name>.json and <name>.png.
+
+decode: sampled-frame and audio-window decoding per worker count; extract: model
+throughput per extractor; ingest: end-to-end Catalog.ingest with its stage timings;
+score: the top-k kernels against NumPy/torch. Benchmarks use only mmrec's public API.
+"""
+
+from __future__ import annotations
+
+BENCHMARKS = ("decode", "extract", "ingest", "score")

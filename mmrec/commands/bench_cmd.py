@@ -1,0 +1,92 @@
+"""`mmrec bench {decode,extract,ingest,score}`: run one benchmark, print its table and goals."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mmrec.commands.console import console, printable
+
+DEFAULT_OUT = Path("benchmarks/results")
+
+
+def _common(fn: Any) -> Any:
+    fn = click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+                      help="Where models/kernels run (default: cuda when available).")(fn)
+    fn = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+                      show_default=True, help="Directory for <benchmark>.json and .png.")(fn)
+    return click.option("--quick", is_flag=True, help="Tiny sizes: seconds, for smoke tests.")(fn)
+
+
+def show(result: dict[str, Any]) -> None:
+    """Print a benchmark result: goals, files, then the table last."""
+    from rich.table import Table
+
+    env = result["environment"]
+    gpu = env.get("gpu") or {}
+    console.print(f"[bold]{result['benchmark']}[/] on {gpu.get('name') or env['cpu']} "
+                  f"({env['cpu_count']} CPUs), {env['date']}")
+    for g in result.get("goals", []):
+        mark = {True: "[green]met[/]", False: "[red]NOT met[/]", None: "[yellow]n/a[/]"}[g["met"]]
+        console.print(f"  goal {mark}: {g['goal']} - {g['detail']}")
+    for note in result.get("notes", []):
+        console.print(f"  note: {note}")
+    files = result["files"]
+    png = f" and {printable(files['png'])}" if files["png"] else ""
+    console.print(f"  wrote {printable(files['json'])}{png}")
+    t = result["table"]
+    table = Table(title=t["title"])
+    for c in t["columns"]:
+        table.add_column(c, justify="right" if c not in ("backend", "preset", "unit", "stage") else "left")
+    for row in t["rows"]:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _run(name: str, quick: bool, out: Path, device: str | None, **kw: Any) -> None:
+    from mmrec.bench.common import resolve_device
+
+    module = importlib.import_module(f"mmrec.bench.{name}")
+    show(module.run(quick=quick, out=out, device=resolve_device(device), **kw))
+
+
+@click.group("bench")
+def bench_command() -> None:
+    """Throughput benchmarks; each writes <out>/<name>.json and <name>.png."""
+
+
+@bench_command.command("decode")
+@_common
+@click.option("--library", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Media directory to decode (default: a generated sample library under --out).")
+def decode_cmd(quick: bool, out: Path, device: str | None, library: Path | None) -> None:
+    """Sampled-frame and audio-window decoding: frames/s and real-time factor per worker count."""
+    _run("decode", quick, out, device, library=library)
+
+
+@bench_command.command("extract")
+@_common
+def extract_cmd(quick: bool, out: Path, device: str | None) -> None:
+    """Model throughput per extractor (frames/s, audio windows/s, texts/s), batch and precision sweep."""
+    _run("extract", quick, out, device)
+
+
+@bench_command.command("ingest")
+@_common
+@click.option("--library", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Media directory to ingest (default: a generated sample library under --out).")
+@click.option("--preset", default=None, help="Extractor set (default: offline-tiny).")
+def ingest_cmd(quick: bool, out: Path, device: str | None, library: Path | None, preset: str | None) -> None:
+    """End-to-end Catalog.ingest: files/s, media-hours per hour, stage breakdown."""
+    _run("ingest", quick, out, device, library=library, preset=preset)
+
+
+@bench_command.command("score")
+@_common
+@click.option("--full/--no-full", default=None, help="The large sweep (default: on with --device cuda).")
+def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> None:
+    """Batched score + top-k: mmrec.kernels against NumPy and torch."""
+    _run("score", quick, out, device, full=full)
