@@ -1,0 +1,66 @@
+"""Every `mmrec bench` benchmark runs with --quick on the CPU and writes its JSON and PNG.
+
+Tiny sizes and tiny random models: this checks the harness, not the numbers (no timing
+assertions). All four share one output directory, so the quick media library is
+generated once.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mmrec.commands.bench_cmd import bench_command
+
+COMMON = {"benchmark", "quick", "device", "environment", "params", "results", "goals", "notes",
+          "table", "files"}
+ROW_KEYS = {
+    "decode": {"kind", "workers", "per_s", "realtime_x", "median_s", "min_s", "max_s"},
+    "extract": {"preset", "unit", "precision", "batch", "items_per_s", "median_s", "random_weights"},
+    "ingest": {"files", "seconds", "files_per_s", "media_hours_per_hour", "stages", "bottleneck", "gpu"},
+    "score": {"backend", "U", "N", "D", "k", "dtype", "median_ms", "min_ms", "max_ms", "gb_s", "tflop_s",
+              "x_floor", "peak_bytes", "check"},
+}
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest"])
+def test_quick_benchmark_writes_json_and_png(name, out_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(bench_command, [name, "--quick", "--out", str(out_dir), "--device", "cpu"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads((out_dir / f"{name}.json").read_text())
+    assert COMMON <= set(data), set(data) ^ COMMON
+    assert data["benchmark"] == name and data["quick"] is True and data["device"] == "cpu"
+    env = data["environment"]
+    assert env["date"] and env["cpu"] and env["cpu_count"] and "numpy" in env["versions"]
+    assert data["results"], "no rows measured"
+    for row in data["results"]:
+        assert ROW_KEYS[name] <= set(row), ROW_KEYS[name] - set(row)
+    assert len(data["table"]["rows"]) >= 1 and data["table"]["columns"]
+    png = out_dir / f"{name}.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["files"] == {"json": str(out_dir / f"{name}.json"), "png": str(png)}
+    assert data["table"]["title"] in result.output  # the table is printed last
+
+
+def test_score_quick_checks_every_backend_against_the_reference(out_dir):
+    data = json.loads((out_dir / "score.json").read_text())
+    backends = {r["backend"] for r in data["results"]}
+    assert {"numba-cpu", "numpy-matmul", "numpy-ref"} <= backends
+    bad = [r for r in data["results"] if not r["check"]["ok"]]
+    assert not bad, bad
+    goal = [g for g in data["goals"] if g["goal"].startswith("every backend agrees")]
+    assert goal and goal[0]["met"] is True
+
+
+def test_unknown_device_is_a_usage_error(tmp_path):
+    args = ["score", "--quick", "--out", str(tmp_path), "--device", "tpu"]
+    result = CliRunner().invoke(bench_command, args)
+    assert result.exit_code == 2 and "tpu" in result.output
