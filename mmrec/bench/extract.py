@@ -84,10 +84,14 @@ def _inputs(ex: Any, n: int, rng: np.random.Generator) -> tuple[str, Any, Any]:
 
 def _sweep(device: str, quick: bool) -> tuple[dict[str, list[int]], list[str]]:
     """Batch sizes per modality, and precisions (reduced ones on CUDA only)."""
-    batches = {"visual": [4, 16], "audio": [2], "text": [4, 16]} if quick else \
-        {"visual": [64, 256, 1024], "audio": [8, 32, 64], "text": [32, 128, 512]}
-    precisions = ["fp16", "fp32", "bf16"] if device.startswith("cuda") else ["fp32"]
-    return batches, precisions
+    cuda = device.startswith("cuda")
+    if quick:
+        batches = {"visual": [4, 16], "audio": [2], "text": [4, 16]}
+    elif cuda:
+        batches = {"visual": [64, 256, 1024], "audio": [8, 32, 64], "text": [32, 128, 512]}
+    else:  # real-size models on a CPU: smaller batches keep the run in minutes
+        batches = {"visual": [8, 32], "audio": [2, 8], "text": [16, 64]}
+    return batches, ["fp16", "fp32", "bf16"] if cuda else ["fp32"]
 
 
 def run(quick: bool, out: Path, device: str) -> dict[str, Any]:
@@ -127,7 +131,7 @@ def _one(rep: Report, name: str, device: str, quick: bool, tmp: Path, rng: np.ra
         sizes = batches[ex.modality] if precision == precisions[0] else batches[ex.modality][-1:]
         for b in sizes:
             ex.batch_size = b
-            n = b * (1 if quick else 4)
+            n = b * (1 if quick else 4 if device.startswith("cuda") else 2)
             unit, x, fn = _inputs(ex, n, rng)
             t = measure(lambda fn=fn, x=x: fn(x), warmup=1, repeat=2 if quick else 3, sync=sync)
             rep.rows.append({"preset": name, "model": ex.preset, "random_weights": random,
