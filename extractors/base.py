@@ -123,6 +123,7 @@ class Extractor(ABC):
             "dim": self.dim,
             "fingerprint": self.fingerprint,
             "weights": self.weights_source,
+            "config": dict(getattr(self, "preset_config", {})),
             "random_weights": self.is_random,
             "text_tower": self.has_text_tower,
         }

@@ -77,6 +77,7 @@ def bind_common(extractor: Any, preset: Any, weights: Any, runtime: RuntimeOptio
     """Set the attributes every built-in extractor derives the same way from
     (preset, weights, runtime): preset name, weights source, device, precision, batch size."""
     extractor.preset = preset.name
+    extractor.preset_config = dict(preset.config)
     extractor.weights_source = weights.source
     extractor.is_random = weights.is_random
     extractor.device = resolve_device(runtime.device)

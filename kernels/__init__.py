@@ -16,7 +16,8 @@ import numpy as np
 from .validate import BACKENDS, BackendUnavailableError, KernelInputError, check_csr, check_inputs
 
 __all__ = [
-    "BACKENDS", "BackendUnavailableError", "KernelInputError", "cuda_available", "to_device", "topk",
+    "BACKENDS", "BackendUnavailableError", "CPU_SMALL_BATCH", "KernelInputError", "choose_backend",
+    "cuda_available", "to_device", "topk",
 ]
 
 
@@ -46,6 +47,17 @@ def to_device(items: np.ndarray) -> object:
     return _to_device(it)
 
 
+CPU_SMALL_BATCH = 32  # users; below this one chunked BLAS GEMV per chunk beats the Numba tiles
+
+
+def choose_backend(n_users: int, has_cuda: bool) -> str:
+    """What backend="auto" runs: CUDA when there is a GPU; on the CPU the NumPy chunked
+    reference for small batches (measured: U=1, N=100k: 16 ms vs 81 ms), else Numba."""
+    if has_cuda:
+        return "cuda"
+    return "numpy" if n_users < CPU_SMALL_BATCH else "cpu"
+
+
 def topk(
     users: np.ndarray,
     items: np.ndarray,
@@ -64,7 +76,7 @@ def topk(
         exclude: optional CSR `(indptr, item_ids)`: user u never gets
             `item_ids[indptr[u]:indptr[u+1]]`. indptr has length U+1; duplicate ids are
             allowed.
-        backend: "auto" (CUDA if numba.cuda sees a GPU, else "cpu"), "numpy" (the
+        backend: "auto" (CUDA if numba.cuda sees a GPU, else see choose_backend), "numpy" (the
             chunked reference), "cpu" (Numba) or "cuda" (Numba CUDA).
 
     Returns:
@@ -79,7 +91,7 @@ def topk(
         return _topk_device(users, items, k, exclude, backend)
     u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend)
     if backend == "auto":
-        backend = "cuda" if cuda_available() else "cpu"
+        backend = choose_backend(u.shape[0], cuda_available())
     if backend == "numpy":
         from .reference import topk_numpy
 

@@ -36,7 +36,7 @@ from mmrec.recommending import (
     recommend_for_user,
 )
 from mmrec.search import SearchResult, check_where, nearest_items, nearest_segments
-from mmrec.store import CatalogStore, db_path, vector_column
+from mmrec.store import CatalogStore, db_path
 from mmrec.users import UserVectorConfig
 
 DEFAULT_DB = "mmrec.lance"
@@ -62,11 +62,15 @@ class Catalog:
         self._load_kwargs: dict[str, Any] = {"device": device, "batch_size": batch_size,
                                              "model_paths": model_paths}
         self._extractors: list[Any] | None = None
+        self._store: CatalogStore | None = None
         self._preset: str | None = None
 
     # -- extractors ---------------------------------------------------------------
     def _open(self) -> CatalogStore:
-        return CatalogStore.open(self.path)
+        """The catalog's store, opened once and kept (its tables see later commits)."""
+        if self._store is None or not CatalogStore.exists(self.path):
+            self._store = CatalogStore.open(self.path)
+        return self._store
 
     def extractors(self, preset: str | None = None, store: CatalogStore | None = None) -> list[Any]:
         """The extractor set: the given preset, else $MMREC_PRESET, the catalog's, or 'default'."""
@@ -94,7 +98,8 @@ class Catalog:
             store = self._open()
             store.check_layout(layout)
             return store
-        return CatalogStore.create(self.path, layout, {"preset": self._preset})
+        self._store = CatalogStore.create(self.path, layout, {"preset": self._preset})
+        return self._store
 
     def _check_fingerprints(self, store: CatalogStore, extractors: list[Any]) -> None:
         stored = {d["modality"]: d for d in store.meta().get("extractors", [])}
@@ -180,9 +185,9 @@ class Catalog:
                       for e in extractors if e.is_random and w.get(e.modality, 1.0)]
         else:
             row = self._find(store, item) if item is not None else self._catalogued(store, file)
-            if row is not None:
-                cols = {m: row[vector_column(m)] for m in layout.modalities}
-                vectors = {m: None if v is None else np.asarray(v, np.float32) for m, v in cols.items()}
+            if row is not None:  # the fused vector holds every modality's unit vector
+                parts = layout.split(np.asarray(row["fused"], np.float32))
+                vectors = {m: v if np.any(v) else None for m, v in parts.items()}
                 exclude = (row["id"],)
             else:
                 vectors = self._embed_file(store, Path(str(file)), preset)

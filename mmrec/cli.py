@@ -49,6 +49,7 @@ main.add_command(samples_command)
 
 
 def _add_catalog_commands() -> None:
+    from mmrec.commands.bench_cmd import bench_command
     from mmrec.commands.extractors_cmd import extractors_command
     from mmrec.commands.index_cmd import index_command
     from mmrec.commands.ingest_cmd import ingest_command
@@ -57,7 +58,7 @@ def _add_catalog_commands() -> None:
     from mmrec.commands.stats_cmd import stats_command
 
     for command in (ingest_command, query_command, stats_command, index_command, extractors_command,
-                    interactions_group, recommend_command, evaluate_command):
+                    interactions_group, recommend_command, evaluate_command, bench_command):
         main.add_command(command)
 
 

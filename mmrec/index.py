@@ -20,7 +20,7 @@ from mmrec.store import CatalogStore
 
 log = logging.getLogger(__name__)
 
-EXACT_SEARCH_BELOW = 50_000  # rows; below this, search is a flat (exact) scan
+EXACT_SEARCH_BELOW = 20_000  # rows; below this, search is a flat (exact) scan (~0.1 s at 1,408 dims)
 MIN_INDEX_ROWS = 256  # fewer rows than this cannot train the quantisers
 
 

@@ -88,10 +88,11 @@ def nearest_items(
 ) -> list[Hit]:
     """Top-k items by query · fused (see mmrec.index for exact vs ANN), each with its
     per-modality scores and, if with_segments, its best-matching segment."""
-    preds = [f"({where})"] if where else []
-    preds += [f"id != {_sql_str(x)}" for x in exclude]
-    q = _vector_query(store, store.items, "fused", query, " AND ".join(preds) or None, exact)
-    rows = _checked_rows(q.limit(k), where)
+    # Excluded ids are dropped after the search (k + len(exclude) fetched): an `id !=`
+    # prefilter would make the index evaluate a predicate over every row.
+    q = _vector_query(store, store.items, "fused", query, f"({where})" if where else None, exact)
+    skip = set(exclude)
+    rows = [r for r in _checked_rows(q.limit(k + len(skip)), where) if r["id"] not in skip][:k]
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
     parts = store.layout.modality_scores(query, fused) if rows else {}

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,14 @@ def fs_path(stored: str) -> str:
     return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), stored)
 
 
+def _connect(path: str | Path) -> Any:
+    """A LanceDB connection whose tables see other processes' commits on every read
+    (a long-lived Catalog keeps one store open while an ingest writes)."""
+    import lancedb
+
+    return lancedb.connect(str(path), read_consistency_interval=timedelta(0))
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -166,13 +174,12 @@ class CatalogStore:
 
     @classmethod
     def open(cls, path: str | Path) -> CatalogStore:
-        import lancedb
 
         if not cls.exists(path):
             raise CatalogNotFoundError(
                 f"{path}: no mmrec catalog here: run `mmrec ingest DIR --db {path}` first"
             )
-        db = lancedb.connect(str(path))
+        db = _connect(path)
         meta = {r["key"]: r["value"] for r in db.open_table(META).to_arrow().to_pylist()}
         if "fusion" not in meta:
             raise CatalogNotFoundError(f"{path}: catalog metadata is incomplete (no fusion layout)")
@@ -180,10 +187,9 @@ class CatalogStore:
 
     @classmethod
     def create(cls, path: str | Path, layout: FusionLayout, meta: dict[str, Any]) -> CatalogStore:
-        import lancedb
 
         Path(path).mkdir(parents=True, exist_ok=True)
-        db = lancedb.connect(str(path))
+        db = _connect(path)
         existing = set(db.list_tables().tables) if hasattr(db, "list_tables") else set()
         for name, schema in ((ITEMS, items_schema(layout)), (SEGMENTS, segments_schema(layout)),
                              (ERRORS, ERRORS_SCHEMA), (META, META_SCHEMA)):

@@ -22,6 +22,8 @@ ROW_KEYS = {
     "ingest": {"files", "seconds", "files_per_s", "media_hours_per_hour", "stages", "bottleneck", "gpu"},
     "score": {"backend", "U", "N", "D", "k", "dtype", "median_ms", "min_ms", "max_ms", "gb_s", "tflop_s",
               "x_floor", "peak_bytes", "check"},
+    "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "recall_at_10",
+              "index_build_s"},
 }
 
 
@@ -30,7 +32,7 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("bench")
 
 
-@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest"])
+@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest", "query"])
 def test_quick_benchmark_writes_json_and_png(name, out_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = CliRunner().invoke(bench_command, [name, "--quick", "--out", str(out_dir), "--device", "cpu"])
@@ -64,3 +66,8 @@ def test_unknown_device_is_a_usage_error(tmp_path):
     args = ["score", "--quick", "--out", str(tmp_path), "--device", "tpu"]
     result = CliRunner().invoke(bench_command, args)
     assert result.exit_code == 2 and "tpu" in result.output
+
+
+def test_query_quick_index_keeps_recall(out_dir):
+    data = json.loads((out_dir / "query.json").read_text())
+    assert all(r["recall_at_10"] >= 0.95 for r in data["results"]), data["results"]

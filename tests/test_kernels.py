@@ -195,3 +195,9 @@ def test_cpu_kernel_never_allocates_full_matrix():
     base_kb, after_kb = map(int, out.stdout.split())
     full_kb = 512 * 200_000 * 4 // 1024  # 400 MB
     assert after_kb - base_kb < full_kb // 8, (base_kb, after_kb)
+
+
+def test_auto_backend_choice():
+    assert K.choose_backend(1, has_cuda=True) == "cuda"
+    assert K.choose_backend(1, has_cuda=False) == "numpy"
+    assert K.choose_backend(K.CPU_SMALL_BATCH, has_cuda=False) == "cpu"

@@ -1,4 +1,4 @@
-"""`mmrec bench {decode,extract,ingest,score}`: run one benchmark, print its table and goals."""
+"""`mmrec bench {decode,extract,ingest,score,query}`: run one benchmark, print its table and goals."""
 
 from __future__ import annotations
 
@@ -90,3 +90,14 @@ def ingest_cmd(quick: bool, out: Path, device: str | None, library: Path | None,
 def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> None:
     """Batched score + top-k: mmrec.kernels against NumPy and torch."""
     _run("score", quick, out, device, full=full)
+
+
+@bench_command.command("query")
+@_common
+@click.option("--sizes", default=None, metavar="N,N,...",
+              help="Catalog sizes (default: 10000,100000,1000000; --quick: 2000).")
+@click.option("--index", "index", type=click.Choice(["hnsw", "ivf-pq"]), default="hnsw", show_default=True)
+def query_cmd(quick: bool, out: Path, device: str | None, sizes: str | None, index: str) -> None:
+    """Search latency p50/p95/p99, exact and indexed, and the index's recall@10."""
+    parsed = [int(s) for s in sizes.split(",")] if sizes else None
+    _run("query", quick, out, device, sizes=parsed, index=index)

@@ -19,7 +19,7 @@ from mmrec.index import DEFAULT_KIND, INDEX_KINDS, MIN_INDEX_ROWS
 def index_command(db: Path | None, kind: str, as_json: bool) -> None:
     """Build (or rebuild) the ANN index on item and segment vectors.
 
-    Search uses it automatically from 50,000 rows up (below that an
+    Search uses it automatically from 20,000 rows up (below that an
     exact scan is fast); filters (--where) work with and without it. Rerun after large
     ingests: rows added since are still found, by a slower flat scan.
     """

@@ -1,0 +1,158 @@
+"""`query` benchmark: search latency (p50/p95/p99), exact and with the ANN index, at
+several catalog sizes, and recall@10 of the index against exact search.
+
+Catalogs are synthetic: clustered unit vectors in the default layout (ViT-B-32 512 +
+CLAP 512 + MiniLM 384 = 1,408 dims; per-modality columns left null, the fused vector
+holds them), written straight to LanceDB and kept under <out>/catalogs for reruns.
+Queries run through the code `mmrec query` uses: by item (a catalogued file: stored
+vectors, itself excluded) through Catalog.search, and by vector (the search part of a
+text query); the text embedding a text query adds is timed on its own (real MiniLM).
+Best-segment lookup is off: synthetic items have no segments.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import Report
+
+LAYOUT = (("visual", 512), ("audio", 512), ("text", 384))
+TOPICS = 200
+GOAL_ITEMS, GOAL_P95_MS, GOAL_RECALL = 1_000_000, 50.0, 0.95
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def build_catalog(path: Path, n: int, seed: int = 0, batch: int = 50_000) -> Any:
+    """A catalog of n synthetic items, each modality block near one of TOPICS centres."""
+    import pyarrow as pa
+
+    from mmrec.fusion import FusionLayout
+    from mmrec.store import CatalogStore, items_schema
+
+    layout = FusionLayout.from_dims([(m, f"synthetic-{m}", d) for m, d in LAYOUT])
+    store = CatalogStore.create(path, layout, {"preset": "synthetic"})
+    rng = np.random.default_rng(seed)
+    centres = {m: rng.standard_normal((TOPICS, d)).astype(np.float32) for m, d in LAYOUT}
+    for start in range(0, n, batch):
+        rows = min(batch, n - start)
+        topic = rng.integers(0, TOPICS, rows)
+        fused = np.concatenate([_unit(centres[m][topic] + rng.standard_normal((rows, d)).astype(
+            np.float32)) for m, d in LAYOUT], axis=1)
+        ids = range(start, start + rows)
+        cols = {
+            "id": [f"{i:032x}" for i in ids], "path": [f"/synthetic/{i}.mp4" for i in ids],
+            "size": np.arange(start, start + rows), "mtime": np.zeros(rows),
+            "duration": rng.uniform(5, 600, rows), "kind": np.where(topic % 3, "video", "audio"),
+            "title": [f"item {i}" for i in ids], "text": [""] * rows, "tags": [[] for _ in ids],
+            **{f"{m}_vec": pa.nulls(rows, pa.list_(pa.float32(), d)) for m, d in LAYOUT},
+            "fused": pa.FixedSizeListArray.from_arrays(pa.array(fused.ravel()), fused.shape[1]),
+            "fingerprints": ["{}"] * rows,
+            "ingested_at": pa.array([datetime.now(UTC)] * rows, pa.timestamp("us", tz="UTC")),
+        }
+        store.items.add(pa.table(cols, schema=items_schema(layout)))
+    return store
+
+
+def latencies_ms(fn: Any, args: list[Any], warmup: int = 10) -> dict[str, float]:
+    """Per-call latency percentiles of fn over args (after `warmup` untimed calls)."""
+    for a in args[:warmup]:
+        fn(a)
+    ms = []
+    for a in args:
+        t = time.perf_counter()
+        fn(a)
+        ms.append((time.perf_counter() - t) * 1e3)
+    arr = np.asarray(ms)
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+            "p99": float(np.percentile(arr, 99)), "mean": float(arr.mean()), "n": len(ms)}
+
+
+def _one_size(root: Path, n: int, queries: int, kind: str) -> dict[str, Any]:
+    import mmrec
+    from mmrec.index import build_indexes
+    from mmrec.search import nearest_items
+    from mmrec.store import CatalogStore
+
+    path = root / f"synthetic-{n}.lance"
+    t0 = time.perf_counter()
+    store = CatalogStore.open(path) if CatalogStore.exists(path) else build_catalog(path, n)
+    built = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    ids = [f"{i:032x}" for i in rng.integers(0, n, queries)]
+    fused = {r["id"]: np.asarray(r["fused"], np.float32) for r in store.get_items(ids, ["id", "fused"])}
+    qvecs = [fused[i] + 0.2 * rng.standard_normal(fused[i].shape).astype(np.float32) for i in ids]
+    catalog = mmrec.Catalog(path)
+
+    def by_vector(exact: bool) -> Any:
+        return lambda q: nearest_items(store, q, 10, with_segments=False, exact=exact)
+
+    def by_item(exact: bool) -> Any:
+        return lambda i: catalog.search(item=i, k=10, best_segment=False, exact=exact)
+
+    row: dict[str, Any] = {"items": n, "dim": store.layout.dim, "catalog_build_s": built,
+                           "exact_vector_ms": latencies_ms(by_vector(True), qvecs),
+                           "exact_item_ms": latencies_ms(by_item(True), ids)}
+    t0 = time.perf_counter()
+    build_indexes(store, kind)
+    row["index"], row["index_build_s"] = kind, time.perf_counter() - t0
+    row["ann_vector_ms"] = latencies_ms(by_vector(False), qvecs)
+    row["ann_item_ms"] = latencies_ms(by_item(False), ids)
+    hits = [len({h.item_id for h in by_vector(True)(q)} & {h.item_id for h in by_vector(False)(q)}) / 10
+            for q in qvecs[:100]]
+    row["recall_at_10"] = float(np.mean(hits))
+    return row
+
+
+def _text_embedding_ms(device: str) -> dict[str, float]:
+    from mmrec.extractors import load_extractor
+
+    ext = load_extractor("minilm", device=device)
+    texts = ["relaxing rain sounds", "football goals", "how to cook pasta"] * 20
+    return latencies_ms(lambda t: ext.embed_text([t]), texts)
+
+
+def run(quick: bool, out: Path, device: str, sizes: list[int] | None = None,
+        index: str = "hnsw", queries: int | None = None) -> dict[str, Any]:
+    """Latency at each size (default 10k, 100k, 1M; quick: 2,000); writes query.json/.png."""
+    rep = Report("query", device, quick)
+    sizes = sizes or ([2_000] if quick else [10_000, 100_000, 1_000_000])
+    queries = queries or (30 if quick else 200)
+    rep.params = {"sizes": sizes, "queries": queries, "index": index, "k": 10,
+                  "layout": dict(LAYOUT), "catalogs": str(out / "catalogs")}
+    for n in sizes:
+        rep.rows.append(_one_size(out / "catalogs", n, queries, index))
+    rep.extra["text_embedding_ms"] = _text_embedding_ms(device)
+    big = [r for r in rep.rows if r["items"] >= GOAL_ITEMS]
+    if big:
+        r = big[0]
+        rep.goal(f"p95 <= {GOAL_P95_MS:.0f} ms at 1M items with the ANN index, recall@10 >= 0.95",
+                 r["ann_item_ms"]["p95"] <= GOAL_P95_MS and r["recall_at_10"] >= GOAL_RECALL,
+                 f"p95 {r['ann_item_ms']['p95']:.1f} ms by item, {r['ann_vector_ms']['p95']:.1f} ms by "
+                 f"vector, recall@10 {r['recall_at_10']:.3f}")
+    else:
+        rep.goal("p95 <= 50 ms at 1M items, recall@10 >= 0.95", None, "no 1M-item run (use --sizes)")
+    rep.notes.append(f"a text query adds its embedding: MiniLM p50 "
+                     f"{rep.extra['text_embedding_ms']['p50']:.1f} ms on {device}")
+    columns = ["items", "exact p50 ms", "exact p95 ms", "ANN p50 ms", "ANN p95 ms", "ANN p99 ms",
+               "by item p95 ms", "recall@10", "index build s"]
+    table = [[r["items"], r["exact_vector_ms"]["p50"], r["exact_vector_ms"]["p95"], r["ann_vector_ms"]["p50"],
+              r["ann_vector_ms"]["p95"], r["ann_vector_ms"]["p99"], r["ann_item_ms"]["p95"],
+              r["recall_at_10"], r["index_build_s"]] for r in rep.rows]
+
+    def draw(ax: Any) -> None:
+        x = [r["items"] for r in rep.rows]
+        for key, label in (("exact_vector_ms", "exact"), ("ann_vector_ms", "ANN"),
+                           ("ann_item_ms", "ANN, by item")):
+            ax.plot(x, [r[key]["p95"] for r in rep.rows], marker="o", label=f"{label} p95")
+        ax.axhline(GOAL_P95_MS, color="grey", ls=":", label="goal p95")
+        ax.set(xscale="log", yscale="log", xlabel="items", ylabel="ms")
+
+    return rep.finish(out, columns, table, draw, f"search latency, k=10, {device}")
