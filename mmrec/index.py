@@ -33,7 +33,7 @@ class IndexKind:
     build: Callable[[int, int], Any]  # (dim, rows) -> lancedb index config
     nprobes: int
     refine_factor: int
-    ef: int | None = None  # HNSW search breadth
+    ef: int | None = None  # HNSW search breadth (at least; see search_ef)
 
 
 def _pq_sub_vectors(dim: int) -> int:
@@ -72,6 +72,15 @@ class IndexReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def search_ef(kind: IndexKind, rows: int) -> int | None:
+    """HNSW search breadth for a table size: the graph's recall needs a wider search as it
+    grows (measured at 1M x 1,408 dims: ef 200 -> recall@10 0.50, 1,000 -> 0.945, 2,000 ->
+    0.995 at 24 ms on 2 cores; 100k: ef 200 -> 0.995)."""
+    if kind.ef is None:
+        return None
+    return max(kind.ef, min(4_000, rows // 500))
 
 
 def index_kind(name: str) -> IndexKind:

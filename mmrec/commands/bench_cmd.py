@@ -97,7 +97,10 @@ def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> 
 @click.option("--sizes", default=None, metavar="N,N,...",
               help="Catalog sizes (default: 10000,100000,1000000; --quick: 2000).")
 @click.option("--index", "index", type=click.Choice(["hnsw", "ivf-pq"]), default="hnsw", show_default=True)
-def query_cmd(quick: bool, out: Path, device: str | None, sizes: str | None, index: str) -> None:
+@click.option("--rebuild-index/--keep-index", default=True, show_default=True,
+              help="Rebuild the ANN index of catalogs kept under --out from an earlier run.")
+def query_cmd(quick: bool, out: Path, device: str | None, sizes: str | None, index: str,
+              rebuild_index: bool) -> None:
     """Search latency p50/p95/p99, exact and indexed, and the index's recall@10."""
     parsed = [int(s) for s in sizes.split(",")] if sizes else None
-    _run("query", quick, out, device, sizes=parsed, index=index)
+    _run("query", quick, out, device, sizes=parsed, index=index, rebuild=rebuild_index)
