@@ -163,8 +163,7 @@ class Catalog:
         """
         if sum(x is not None for x in (text, file, item)) != 1:
             raise ConfigError("give exactly one of text=, file= or item=")
-        if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-            raise ConfigError(f"k must be a positive whole number, got {k!r}")
+        _positive_k(k)
         if text is not None and not text.strip():
             raise ConfigError("the text query is empty: give some words to search for")
         store = self._open()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mmrec.errors import ConfigError
@@ -128,7 +128,8 @@ def vector_index_status(store: CatalogStore) -> dict[str, Any]:
 
 
 def search_kind(store: CatalogStore, table: Any, exact: bool | None) -> IndexKind | None:
-    """The index kind a query should use, or None for an exact scan.
+    """The index kind a query should use (its ef set for the table's size), or None for
+    an exact scan.
 
     exact=None decides by size: exact below EXACT_SEARCH_BELOW rows or without an index.
     """
@@ -139,7 +140,9 @@ def search_kind(store: CatalogStore, table: Any, exact: bool | None) -> IndexKin
         if exact is False:
             raise ConfigError(f"{store.path}: no ANN index on {table.name}: run `mmrec index` first")
         return None
-    if exact is None and table.count_rows() < EXACT_SEARCH_BELOW:
+    rows = table.count_rows()
+    if exact is None and rows < EXACT_SEARCH_BELOW:
         return None
-    return INDEX_KINDS.get((store.meta().get("index") or {}).get("kind", DEFAULT_KIND),
+    kind = INDEX_KINDS.get((store.meta().get("index") or {}).get("kind", DEFAULT_KIND),
                            INDEX_KINDS[DEFAULT_KIND])
+    return replace(kind, ef=search_ef(kind, rows))

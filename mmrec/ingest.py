@@ -93,6 +93,7 @@ class _Plan:
 
     files: list[Path]
     todo: list[tuple[Path, os.stat_result]]
+    known: dict[str, dict[str, Any]]  # the store's file index when the run started
 
 
 def _plan(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: dict[str, str],
@@ -113,7 +114,7 @@ def _plan(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: 
             summary.unchanged += 1
         else:
             todo.append((path, st))
-    return _Plan(files, todo)
+    return _Plan(files, todo, known)
 
 
 def _os_reason(e: OSError) -> str:
@@ -171,7 +172,7 @@ def ingest_directory(
     fingerprints = {e.modality: e.fingerprint for e in extractors}
     timings = {"scan": 0.0, "hash_probe": 0.0, "decode": 0.0, "embed": 0.0, "write": 0.0}
     plan = _plan(store, root, options.recursive, fingerprints, summary)
-    known = store.file_index()
+    known = plan.known
     timings["scan"] = time.perf_counter() - t0
     progress("planned", {"total": len(plan.todo), "unchanged": summary.unchanged})
 

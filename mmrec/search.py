@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.errors import ConfigError
-from mmrec.index import search_ef, search_kind
+from mmrec.index import search_kind
 from mmrec.store import CatalogStore, _sql_str
 
 
@@ -56,8 +56,7 @@ def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarra
     if kind is None:
         return q.bypass_vector_index()
     q = q.nprobes(kind.nprobes).refine_factor(kind.refine_factor)
-    ef = search_ef(kind, table.count_rows())
-    return q.ef(ef) if ef else q
+    return q.ef(kind.ef) if kind.ef else q
 
 
 def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:
