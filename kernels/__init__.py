@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validate import BACKENDS, BackendUnavailableError, KernelInputError, check_csr, check_inputs
+from .validate import (
+    BACKENDS,
+    BackendUnavailableError,
+    KernelInputError,
+    check_csr,
+    check_finite,
+    check_inputs,
+)
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "CPU_SMALL_BATCH", "KernelInputError", "choose_backend",
@@ -89,9 +96,11 @@ def topk(
     """
     if _on_device(items):
         return _topk_device(users, items, k, exclude, backend)
-    u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend)
+    u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend, items_finite=False)
     if backend == "auto":
         backend = choose_backend(u.shape[0], cuda_available())
+    if backend != "cpu":  # the Numba CPU kernel scans each item tile for NaN/inf in cache
+        check_finite("items", it)
     if backend == "numpy":
         from .reference import topk_numpy
 

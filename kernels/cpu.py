@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .validate import EMPTY, empty_result, sort_rows
+from .validate import EMPTY, check_finite, empty_result, non_finite, sort_rows
 
 # Bytes of the per-tile score buffer (user block × item tile, float32).
 TILE_BYTES = 4 << 20
 MAX_USER_BLOCK = 512
+# Scores checked at once against a user's k-th best before any per-item branch.
+SCAN = 32
 
 
 @njit(inline="always")
@@ -63,14 +65,48 @@ def _select_tile(scores, n, col0, u0, indptr, excl, ptr, heap_s, heap_i):  # noq
         hi = heap_i[u]
         rs = hs[0]
         ri = hi[0]
-        for j in range(n):
-            v = row[j]
-            if v > rs or (v == rs and col0 + j < ri):  # NaN fails both
-                hs[0] = v
-                hi[0] = col0 + j
-                _sift_down(hs, hi, 0, k)
-                rs = hs[0]
-                ri = hi[0]
+        for j0 in range(0, n, SCAN):
+            j1 = min(n, j0 + SCAN)
+            hit = False
+            for j in range(j0, j1):  # branch-free, vectorised: does any score reach the heap?
+                hit |= row[j] >= rs
+            if not hit:
+                continue
+            for j in range(j0, j1):
+                v = row[j]
+                if v > rs or (v == rs and col0 + j < ri):  # NaN fails both
+                    hs[0] = v
+                    hi[0] = col0 + j
+                    _sift_down(hs, hi, 0, k)
+                    rs = hs[0]
+                    ri = hi[0]
+
+
+@njit(cache=True, nogil=True)
+def _first_non_finite(tile, mask):  # noqa: ANN001
+    """Index of the first row of `tile` (float bits as unsigned ints) holding NaN or inf, else -1.
+
+    A float is NaN/inf exactly when all its exponent bits (`mask`) are set; the integer
+    max-reduction vectorises, so this costs little while the tile is still in cache.
+    """
+    for r in range(tile.shape[0]):
+        row = tile[r]
+        worst = row[0] & mask
+        for j in range(1, row.shape[0]):
+            worst = max(worst, row[j] & mask)
+        if worst == mask:
+            return r
+    return -1
+
+
+_EXPONENT = {np.dtype(np.float32): (np.uint32, 0x7F800000), np.dtype(np.float16): (np.uint16, 0x7C00)}
+
+
+def _check_tile(part: np.ndarray, row0: int) -> None:
+    bits, mask = _EXPONENT[part.dtype]
+    bad = _first_non_finite(part.view(bits), bits(mask))
+    if bad >= 0:
+        raise non_finite("items", row0 + bad)
 
 
 @njit(cache=True, parallel=True)
@@ -100,6 +136,7 @@ def topk_cpu(
     n_users, n_items = users.shape[0], items.shape[0]
     out_i, out_s = empty_result(n_users, k)
     if n_users == 0 or n_items == 0:
+        check_finite("items", items)
         return out_i, out_s
     ub = min(n_users, MAX_USER_BLOCK)
     tile = max(256, min(n_items, TILE_BYTES // (4 * ub)))
@@ -119,6 +156,8 @@ def topk_cpu(
                 part = up[: e - s]
             sc = buf[: u1 - u0, : e - s]
             np.matmul(users[u0:u1], part.T, out=sc)
+            if u0 == 0:  # NaN/inf scan of the items, once, while the tile is in cache
+                _check_tile(items[s:e], s)
             _select_tile(sc, e - s, s, u0, indptr, excl, ptr, heap_s, heap_i)
     _finalize(heap_s, heap_i, out_i, out_s)
     return out_i, out_s

@@ -19,16 +19,28 @@ class BackendUnavailableError(RuntimeError):
     """The requested backend cannot run on this machine (e.g. `cuda` with no GPU)."""
 
 
-def _float_matrix(name: str, a: object) -> np.ndarray:
+def _float_matrix(name: str, a: object, finite: bool = True) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 2:
         raise KernelInputError(f"{name} must be a 2-D array (rows, dim); got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise KernelInputError(f"{name} must be float16/float32/float64; got dtype {arr.dtype}")
+    if finite:
+        check_finite(name, arr)
+    return arr
+
+
+def check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise KernelInputError if arr holds NaN or inf (one pass, no N×D temporary)."""
     # min/max propagate NaN and expose inf without an N×D boolean temporary.
     if arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
-        raise KernelInputError(f"{name} contains NaN or inf; scores would have no order")
-    return arr
+        raise non_finite(name)
+
+
+def non_finite(name: str, row: int | None = None) -> KernelInputError:
+    """The error for NaN/inf input, naming the row when it is known."""
+    where = f" (row {row})" if row is not None else ""
+    return KernelInputError(f"{name} contains NaN or inf{where}; scores would have no order")
 
 
 def check_inputs(
@@ -37,17 +49,19 @@ def check_inputs(
     k: object,
     exclude: tuple[object, object] | None,
     backend: object,
+    items_finite: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
     """Validate and normalise `topk` arguments.
 
     Returns users as C-contiguous float32, items as C-contiguous float32 or float16 (float64
     items are cast to float32), k, and the exclusion CSR as int64 (indptr, item_ids); no
-    exclusions give an all-zero indptr.
+    exclusions give an all-zero indptr. items_finite=False leaves the NaN/inf scan of the
+    items to the caller (the Numba CPU kernel does it per tile, while the tile is in cache).
     """
     if backend not in BACKENDS:
         raise KernelInputError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     u = _float_matrix("users", users)
-    it = _float_matrix("items", items)
+    it = _float_matrix("items", items, finite=items_finite)
     if u.shape[1] != it.shape[1]:
         raise KernelInputError(
             f"users and items must share the vector dimension; got users {u.shape} "

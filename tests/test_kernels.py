@@ -144,6 +144,20 @@ def test_input_errors(kwargs, match):
         K.topk(**args)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_item_is_rejected_in_any_tile(backend, dtype, bad):
+    # The Numba CPU kernel scans items tile by tile; a bad value deep in the array counts.
+    items = np.random.default_rng(3).standard_normal((30_000, 8)).astype(dtype)
+    items[27_777, 5] = bad
+    with pytest.raises(K.KernelInputError, match="NaN or inf"):
+        K.topk(np.ones((40, 8)), items, 5, backend=backend)
+    if backend == "cpu":
+        with pytest.raises(K.KernelInputError, match="row 27777"):
+            K.topk(np.ones((40, 8)), items, 5, backend=backend)
+
+
 def test_cuda_without_gpu_is_a_clear_error():
     if K.cuda_available():
         pytest.skip("a CUDA device (or the simulator) is present")  # only the inverse case
