@@ -84,7 +84,8 @@ def topk(
             `item_ids[indptr[u]:indptr[u+1]]`. indptr has length U+1; duplicate ids are
             allowed.
         backend: "auto" (CUDA if numba.cuda sees a GPU, else see choose_backend), "numpy" (the
-            chunked reference), "cpu" (Numba) or "cuda" (Numba CUDA).
+            chunked reference), "cpu" (Numba), "cuda" (Numba CUDA) or "torch" (one library
+            GEMM per score block, cuBLAS on a GPU, then an exact top-k: `kernels.gemm`).
 
     Returns:
         (indices int64[U, k], scores float32[U, k]), each row sorted by descending score,
@@ -109,6 +110,10 @@ def topk(
         from .cpu import topk_cpu
 
         return topk_cpu(u, it, k, indptr, ids)
+    if backend == "torch":
+        from .gemm import topk_gemm
+
+        return topk_gemm(u, it, k, indptr, ids)
     if not cuda_available():
         raise BackendUnavailableError(
             "backend='cuda' needs a CUDA GPU, but numba.cuda found none; "
@@ -121,8 +126,8 @@ def topk(
 
 def _topk_device(users: object, items: object, k: int, exclude: object, backend: str) -> tuple:
     """topk with items already on the GPU: checks what can be checked without a copy."""
-    if backend not in ("auto", "cuda"):
-        raise KernelInputError(f"items on the GPU need backend 'cuda' or 'auto'; got {backend!r}")
+    if backend not in ("auto", "cuda", "torch"):
+        raise KernelInputError(f"items on the GPU need backend 'cuda', 'torch' or 'auto'; got {backend!r}")
     if not cuda_available():
         raise BackendUnavailableError("items are a GPU array, but numba.cuda found no GPU")
     from .cuda import device_items, topk_cuda
@@ -130,4 +135,8 @@ def _topk_device(users: object, items: object, k: int, exclude: object, backend:
     d = device_items(items)
     u, _, k, _, _ = check_inputs(users, np.zeros((0, d.shape[1]), np.float32), k, None, "cuda")
     indptr, ids = check_csr(exclude, u.shape[0], d.shape[0])
+    if backend == "torch":
+        from .gemm import topk_gemm
+
+        return topk_gemm(u, items, k, indptr, ids, device="cuda")
     return topk_cuda(u, d, k, indptr, ids)

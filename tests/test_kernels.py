@@ -14,7 +14,7 @@ import pytest
 
 from mmrec import kernels as K
 
-BACKENDS = ["numpy", "cpu"]
+BACKENDS = ["numpy", "cpu", "torch"]
 
 
 def brute(users, items, k, exclude=None):
@@ -135,7 +135,7 @@ def test_backends_agree_on_random_floats():
         ({"exclude": (np.array([0, 2, 1]), np.array([0]))}, "non-decreasing"),
         ({"exclude": (np.array([0, 1, 1]), np.array([5]))}, "\\[0, 5\\)"),
         ({"exclude": (np.array([0, 1, 1]), np.array([0.5]))}, "integer"),
-        ({"backend": "gpu"}, "auto, numpy, cpu, cuda"),
+        ({"backend": "gpu"}, "auto, numpy, cpu, cuda, torch"),
     ],
 )
 def test_input_errors(kwargs, match):
@@ -215,3 +215,35 @@ def test_auto_backend_choice():
     assert K.choose_backend(1, has_cuda=True) == "cuda"
     assert K.choose_backend(1, has_cuda=False) == "numpy"
     assert K.choose_backend(K.CPU_SMALL_BATCH, has_cuda=False) == "cpu"
+
+
+def test_gemm_float16_user_split_keeps_float32_precision():
+    """The CUDA float16 route (users as hi + lo halves) checked on the CPU: float16 × float16
+    products are exact in float32, so emulating the tensor-core GEMM in float32 is faithful."""
+    torch = pytest.importorskip("torch")
+    from mmrec.kernels.gemm import _scorer
+
+    rng = np.random.default_rng(8)
+    users = (rng.standard_normal((5, 64)) * [[1e-3], [1.0], [7.0], [3e4], [1e6]]).astype(np.float32)
+    items = rng.standard_normal((300, 64)).astype(np.float16)
+    emulate = lambda a, b: a.float() @ b.float().T  # noqa: E731
+    score = _scorer(torch.from_numpy(users), torch.from_numpy(items), torch.device("cpu"), emulate)
+    got = score(0, 5, 0, 300).numpy()
+    exact = users.astype(np.float64) @ items.astype(np.float64).T
+    scale = np.abs(users).sum(axis=1, keepdims=True) * np.abs(items.astype(np.float64)).max()
+    assert np.max(np.abs(got - exact) / scale) < 2e-6  # float32-level, not float16's 1e-3
+    ints = rng.integers(-3, 4, (4, 64)).astype(np.float32)  # integer users stay exact
+    got = _scorer(torch.from_numpy(ints), torch.from_numpy(items), torch.device("cpu"), emulate)(0, 4, 0, 300)
+    want = ints.astype(np.float64) @ items.astype(np.float64).T
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-3)
+
+
+def test_torch_backend_keeps_torch_out_of_other_backends():
+    code = (
+        "import json, sys, numpy as np; from mmrec import kernels as K;"
+        "K.topk(np.ones((40, 4)), np.ones((50, 4)), 3, backend='cpu');"
+        "K.topk(np.ones((2, 4)), np.ones((50, 4)), 3, backend='numpy');"
+        "print(json.dumps('torch' in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) is False

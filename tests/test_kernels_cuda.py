@@ -98,3 +98,24 @@ def test_cuda_device_items_and_random_floats():
     assert np.all(sc[:, -1] >= kth - 1e-3)
     with pytest.raises(K.KernelInputError, match="backend"):
         K.topk(users, d_items, 5, backend="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_torch_gemm_route_on_gpu(dtype):
+    """backend="torch" on the GPU (cuBLAS; float16 tensor cores with the hi/lo user split):
+    exact against the reference on integer data with ties and exclusions, items on the
+    host or already on the GPU as a torch tensor."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    rng = np.random.default_rng(17)
+    for n_users in (1, 16, 300):
+        users, items, excl = _int_case(rng, n_users, 50_003, 67, dtype, 40)
+        on_gpu = torch.from_numpy(items).cuda()
+        for k in (1, 20, 1000):
+            a = K.topk(users, items, k, excl, backend="numpy")
+            for it in (items, on_gpu):
+                b = K.topk(users, it, k, excl, backend="torch")
+                np.testing.assert_array_equal(a[0], b[0])
+                np.testing.assert_array_equal(a[1], b[1])

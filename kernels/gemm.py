@@ -1,0 +1,165 @@
+"""Top-k as one library GEMM per score block (torch: cuBLAS, tensor cores for float16 items,
+or the CPU BLAS), then an exact selection with the kernels' ordering contract.
+
+Why it exists: on a GPU a hand-written Numba kernel cannot reach cuBLAS's matmul rate
+(Numba exposes no tensor-core instructions), so large batches are better served by the
+vendor GEMM; what stays ours is the contract: exclusions, ties to the smaller index,
+-1/-inf padding, float32 scores, and no U×N matrix beyond one bounded score block.
+torch is imported here only, when this backend runs.
+
+Precision: float32 items use a float32 GEMM (torch's float32 matmul precision setting
+applies; its default is full IEEE float32). Float16 items on CUDA use the tensor cores
+with float32 accumulation and output, and each user is split into two float16 halves
+(hi + lo of the user over a power-of-two scale), which keeps 22 of float32's 24 mantissa
+bits; on the CPU they are widened per block to float32.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .validate import empty_result
+
+# Bytes of one score block (users × items, float32).
+SCORE_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
+EMPTY_SLOT = np.iinfo(np.int64).max  # index of an empty slot: loses every tie
+
+
+def torch_device(items: object) -> str:
+    """Where the GEMM runs: the items' GPU, else CUDA when torch sees one, else the CPU."""
+    import torch
+
+    if isinstance(items, torch.Tensor):
+        return "cuda" if items.is_cuda else "cpu"
+    if hasattr(items, "__cuda_array_interface__") or torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def topk_gemm(users: np.ndarray, items: Any, k: int, indptr: np.ndarray, ids: np.ndarray,
+              device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k by GEMM + exact selection over validated inputs (see `mmrec.kernels.topk`).
+
+    items: float32/float16 NumPy array, torch tensor, or any CUDA array (used in place).
+    """
+    import torch
+
+    device = device or torch_device(items)
+    n_users, n_items = users.shape[0], int(items.shape[0])
+    out_i, out_s = empty_result(n_users, k)
+    if n_users == 0 or n_items == 0:
+        return out_i, out_s
+    dev = torch.device(device)
+    it = torch.as_tensor(items, device=dev)
+    if it.dtype not in (torch.float32, torch.float16):
+        it = it.float()
+    score = _scorer(torch.from_numpy(users).to(dev), it, dev)
+    budget = SCORE_BYTES[dev.type]
+    ub = min(n_users, max(1, budget // (4 * n_items)))
+    chunk = min(n_items, max(1, budget // (4 * ub)))
+    excl = _Exclusions(indptr, ids, dev)
+    for u0 in range(0, n_users, ub):
+        u1 = min(n_users, u0 + ub)
+        best_s = torch.full((u1 - u0, 0), -torch.inf, device=dev)
+        best_i = torch.full((u1 - u0, 0), EMPTY_SLOT, dtype=torch.int64, device=dev)
+        for c0 in range(0, n_items, chunk):
+            c1 = min(n_items, c0 + chunk)
+            s = score(u0, u1, c0, c1)
+            excl.mask(s, u0, u1, c0, c1)
+            cs, ci = _chunk_topk(s, k)
+            best_s, best_i = _merge(best_s, best_i, cs, ci + c0, k)
+        w = best_s.shape[1]
+        bs, bi = best_s.cpu().numpy(), best_i.cpu().numpy()
+        pad = np.isneginf(bs)  # excluded (masked) or empty: scores of real items are finite
+        out_s[u0:u1, :w] = np.where(pad, -np.inf, bs)
+        out_i[u0:u1, :w] = np.where(pad, -1, bi)
+    return out_i, out_s
+
+
+def _scorer(users: Any, items: Any, dev: Any, mm16: Any = None) -> Any:
+    """(u0, u1, c0, c1) -> float32 scores of users[u0:u1] × items[c0:c1].
+
+    mm16(a, b): float16 [m, d] × float16 [n, d] -> float32 [m, n]; default cuBLAS on CUDA.
+    """
+    import torch
+
+    if items.dtype == torch.float32:
+        return lambda u0, u1, c0, c1: users[u0:u1] @ items[c0:c1].T
+    if dev.type != "cuda" and mm16 is None:  # no fast float16 GEMM on the CPU: widen per block
+        return lambda u0, u1, c0, c1: users[u0:u1] @ items[c0:c1].float().T
+    mm16 = mm16 or (lambda a, b: torch.mm(a, b.T, out_dtype=torch.float32))
+    # Users as hi + lo float16 halves of u / 2^e (exact power-of-two scale per user): each
+    # product with a float16 item is exact in float32, so only ~2 low mantissa bits are lost.
+    _, e = torch.frexp(users.abs().amax(dim=1, keepdim=True))
+    scale = torch.ldexp(torch.ones_like(users[:, :1]), e)
+    unit = users / scale
+    hi = unit.half()
+    both = torch.cat([hi, (unit - hi.float()).half()])
+    n = users.shape[0]
+
+    def score(u0: int, u1: int, c0: int, c1: int) -> Any:
+        s = mm16(torch.cat([both[u0:u1], both[n + u0 : n + u1]]), items[c0:c1])
+        return (s[: u1 - u0] + s[u1 - u0 :]) * scale[u0:u1]
+
+    return score
+
+
+class _Exclusions:
+    """The exclusion CSR as (row, item) pairs sorted by item, masked into score blocks."""
+
+    def __init__(self, indptr: np.ndarray, ids: np.ndarray, dev: Any) -> None:
+        rows = np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int64), np.diff(indptr))
+        order = np.argsort(ids, kind="stable")
+        self.items, self.rows, self.dev = ids[order], rows[order], dev
+
+    def mask(self, s: Any, u0: int, u1: int, c0: int, c1: int) -> None:
+        import torch
+
+        a, b = np.searchsorted(self.items, [c0, c1])
+        r, c = self.rows[a:b], self.items[a:b]
+        mine = (r >= u0) & (r < u1)
+        if mine.any():
+            rr = torch.from_numpy(r[mine] - u0).to(self.dev)
+            cc = torch.from_numpy(c[mine] - c0).to(self.dev)
+            s[rr, cc] = -torch.inf
+
+
+def _chunk_topk(s: Any, k: int) -> tuple[Any, Any]:
+    """The k best columns of each row of s by (score desc, column asc), unsorted.
+
+    torch.topk picks arbitrarily among equal scores; the k-th place is ambiguous only
+    where the (k+1)-th score equals the k-th, and those rows are redone exactly.
+    """
+    import torch
+
+    n = s.shape[1]
+    if n <= k:
+        return s, torch.arange(n, device=s.device).expand(s.shape[0], n)
+    v, i = torch.topk(s, k + 1, dim=1)
+    amb = torch.nonzero(v[:, k - 1] == v[:, k]).flatten()
+    v, i = v[:, :k].clone(), i[:, :k].clone()
+    if amb.numel():
+        rows = s[amb]
+        t = v[amb, k - 1 : k]
+        strict = rows > t
+        eq = rows == t
+        need = k - strict.sum(dim=1, keepdim=True)
+        take = strict | (eq & (torch.cumsum(eq.to(torch.int32), dim=1) <= need))
+        cols = torch.nonzero(take)[:, 1].view(-1, k)  # row-major: k columns per row
+        i[amb] = cols
+        v[amb] = torch.gather(rows, 1, cols)
+    return v, i
+
+
+def _merge(bs: Any, bi: Any, cs: Any, ci: Any, k: int) -> tuple[Any, Any]:
+    """Running best ∪ a chunk's best -> the k best, ordered by (score desc, index asc)."""
+    import torch
+
+    s, i = torch.cat([bs, cs], dim=1), torch.cat([bi, ci.to(torch.int64)], dim=1)
+    i, o = torch.sort(i, dim=1, stable=True)
+    s = torch.gather(s, 1, o)
+    s, o = torch.sort(s, dim=1, descending=True, stable=True)
+    i = torch.gather(i, 1, o)
+    return s[:, :k], i[:, :k]
