@@ -130,13 +130,16 @@ def _finalize(heap_s, heap_i, out_i, out_s):  # noqa: ANN001
 
 
 def topk_cpu(
-    users: np.ndarray, items: np.ndarray, k: int, indptr: np.ndarray, ids: np.ndarray
+    users: np.ndarray, items: np.ndarray, k: int, indptr: np.ndarray, ids: np.ndarray,
+    scan_items: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Numba CPU top-k over validated inputs (see `mmrec.kernels.topk`)."""
+    """Numba CPU top-k over validated inputs (see `mmrec.kernels.topk`); scan_items checks
+    the items for NaN/inf tile by tile, right after each tile's GEMM has read it."""
     n_users, n_items = users.shape[0], items.shape[0]
     out_i, out_s = empty_result(n_users, k)
     if n_users == 0 or n_items == 0:
-        check_finite("items", items)
+        if scan_items:
+            check_finite("items", items)
         return out_i, out_s
     ub = min(n_users, MAX_USER_BLOCK)
     tile = max(256, min(n_items, TILE_BYTES // (4 * ub)))
@@ -156,7 +159,7 @@ def topk_cpu(
                 part = up[: e - s]
             sc = buf[: u1 - u0, : e - s]
             np.matmul(users[u0:u1], part.T, out=sc)
-            if u0 == 0:  # NaN/inf scan of the items, once, while the tile is in cache
+            if scan_items and u0 == 0:  # NaN/inf scan, once, while the tile is in cache
                 _check_tile(items[s:e], s)
             _select_tile(sc, e - s, s, u0, indptr, excl, ptr, heap_s, heap_i)
     _finalize(heap_s, heap_i, out_i, out_s)

@@ -213,6 +213,7 @@ def test_cpu_kernel_never_allocates_full_matrix():
 
 def test_auto_backend_choice():
     assert K.choose_backend(1, has_cuda=True) == "cuda"
+    assert K.choose_backend(1, has_cuda=True, torch_cuda=True) == "torch"
     assert K.choose_backend(1, has_cuda=False) == "numpy"
     assert K.choose_backend(K.CPU_SMALL_BATCH, has_cuda=False) == "cpu"
 
@@ -247,3 +248,18 @@ def test_torch_backend_keeps_torch_out_of_other_backends():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_trusted_items_skip_the_scan_but_not_the_answer(backend):
+    rng = np.random.default_rng(21)
+    users = rng.standard_normal((40, 16)).astype(np.float32)
+    items = rng.standard_normal((5000, 16)).astype(np.float32)
+    a = K.topk(users, items, 7, backend=backend)
+    b = K.topk(users, items, 7, backend=backend, trusted_items=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    bad = items.copy()
+    bad[4321, 0] = np.nan
+    with pytest.raises(K.KernelInputError, match="NaN"):
+        K.topk(users, bad, 7, backend=backend)
+    K.topk(users, bad, 7, backend=backend, trusted_items=True)  # the caller vouched: no scan
