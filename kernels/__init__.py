@@ -26,7 +26,7 @@ from .validate import (
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "CPU_SMALL_BATCH", "KernelInputError", "check_finite",
-    "choose_backend", "cuda_available", "to_device", "topk", "torch_cuda_available",
+    "choose_backend", "cuda_available", "to_device", "topk",
 ]
 
 
@@ -59,27 +59,13 @@ def to_device(items: np.ndarray) -> object:
 CPU_SMALL_BATCH = 32  # users; below this one chunked BLAS GEMV per chunk beats the Numba tiles
 
 
-def torch_cuda_available() -> bool:
-    """True when torch is installed with CUDA and sees a GPU (the "torch" GEMM route)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-def choose_backend(n_users: int, has_cuda: bool, torch_cuda: bool = False) -> str:
-    """What backend="auto" runs.
-
-    GPU: the torch GEMM route when torch has CUDA. On the H100 (2026-11-23, N=1M, D=512)
-    torch matmul + topk beat the Numba CUDA kernel at every batch size measured (U=1:
-    0.88 vs 1.81 ms; U=1024: 34 vs 56 ms; float16 items 3.6-5x), because cuBLAS reaches
-    rates (tensor cores) Numba cannot; Numba CUDA serves GPUs without a CUDA torch.
-    CPU: the NumPy chunked reference for small batches (one GEMV beats Numba's per-tile
-    GEMMs; 2 cores, U=1, N=100k, D=512, items trusted: ~9 ms vs 24 ms), else Numba.
-    """
+def choose_backend(n_users: int, has_cuda: bool) -> str:
+    """What backend="auto" runs: CUDA when there is a GPU; on the CPU the NumPy chunked
+    reference for small batches (one GEMV beats Numba's per-tile GEMMs; 2 cores, U=1,
+    N=100k, D=512, items trusted: ~9 ms vs 24 ms), else Numba. (`mmrec.scoring` adds the
+    torch GEMM route on top, for GPUs.)"""
     if has_cuda:
-        return "torch" if torch_cuda else "cuda"
+        return "cuda"
     return "numpy" if n_users < CPU_SMALL_BATCH else "cpu"
 
 
@@ -97,14 +83,13 @@ def topk(
         users: (U, D) float array of user vectors (used as float32).
         items: (N, D) float32 or float16 item vectors (float16 is widened per tile and
             accumulated in float32; float64 is cast to float32), or a GPU array of
-            those (see `to_device`; trusted to be finite, backend "cuda"/"torch"/"auto").
+            those (see `to_device`; trusted to be finite, backend "cuda"/"auto" only).
         k: number of results per user, > 0. May exceed N; missing slots are padded.
         exclude: optional CSR `(indptr, item_ids)`: user u never gets
             `item_ids[indptr[u]:indptr[u+1]]`. indptr has length U+1; duplicate ids are
             allowed.
         backend: "auto" (by machine and batch size: see choose_backend), "numpy" (the
-            chunked reference), "cpu" (Numba), "cuda" (Numba CUDA) or "torch" (one library
-            GEMM per score block, cuBLAS on a GPU, then an exact top-k: `kernels.gemm`).
+            chunked reference), "cpu" (Numba) or "cuda" (Numba CUDA).
         trusted_items: skip the NaN/inf scan of the items, for a caller that checked them
             once (`check_finite`) and scores them many times; at small U that scan costs
             more than the scoring (N=100k, D=512: ~25 ms against a ~8 ms GEMV).
@@ -121,8 +106,7 @@ def topk(
         return _topk_device(users, items, k, exclude, backend)
     u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend, items_finite=False)
     if backend == "auto":
-        gpu = cuda_available()
-        backend = choose_backend(u.shape[0], gpu, gpu and torch_cuda_available())
+        backend = choose_backend(u.shape[0], cuda_available())
     if backend == "cuda" and not cuda_available():
         raise BackendUnavailableError(
             "backend='cuda' needs a CUDA GPU, but numba.cuda found none; use backend='cpu' or 'auto'"
@@ -141,14 +125,13 @@ _RUNNERS = {
     "numpy": ("reference", "topk_numpy", False),
     "cpu": ("cpu", "topk_cpu", True),
     "cuda": ("cuda", "topk_cuda", False),
-    "torch": ("gemm", "topk_gemm", False),
 }
 
 
 def _topk_device(users: object, items: object, k: int, exclude: object, backend: str) -> tuple:
     """topk with items already on the GPU: checks what can be checked without a copy."""
-    if backend not in ("auto", "cuda", "torch"):
-        raise KernelInputError(f"items on the GPU need backend 'cuda', 'torch' or 'auto'; got {backend!r}")
+    if backend not in ("auto", "cuda"):
+        raise KernelInputError(f"items on the GPU need backend 'cuda' or 'auto'; got {backend!r}")
     if not cuda_available():
         raise BackendUnavailableError("items are a GPU array, but numba.cuda found no GPU")
     from .cuda import device_items, topk_cuda
@@ -156,10 +139,4 @@ def _topk_device(users: object, items: object, k: int, exclude: object, backend:
     d = device_items(items)
     u, _, k, _, _ = check_inputs(users, np.zeros((0, d.shape[1]), np.float32), k, None, "cuda")
     indptr, ids = check_csr(exclude, u.shape[0], d.shape[0])
-    if backend == "auto":
-        backend = choose_backend(u.shape[0], True, torch_cuda_available())
-    if backend == "torch":
-        from .gemm import topk_gemm
-
-        return topk_gemm(u, items, k, indptr, ids, device="cuda")
     return topk_cuda(u, d, k, indptr, ids)

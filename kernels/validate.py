@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BACKENDS = ("auto", "numpy", "cpu", "cuda", "torch")
+BACKENDS = ("auto", "numpy", "cpu", "cuda")
 
 # Index stored in an empty top-k slot while a kernel runs; it loses every tie, so a real
 # item (even one scoring -inf) always beats an empty slot. Output turns it into -1.

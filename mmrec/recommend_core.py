@@ -18,8 +18,9 @@ from mmrec.errors import ConfigError
 from mmrec.evaluate import Recommender
 from mmrec.fusion import FusionLayout
 from mmrec.interactions import Interaction, by_user, is_positive
-from mmrec.kernels import check_finite, topk
+from mmrec.kernels import check_finite
 from mmrec.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
+from mmrec.scoring import topk
 from mmrec.users import (
     UserVectorConfig,
     UserVectorError,
@@ -64,7 +65,7 @@ class RecommendOptions:
         exclude_seen: never recommend an item in the user's history.
         candidate_factor: the kernels fetch k * this many candidates for the rerank.
         explain: build `because` and the explanation sentence.
-        backend: kernels backend ("auto", "numpy", "cpu", "cuda").
+        backend: scoring backend ("auto", "numpy", "cpu", "cuda", "torch"; see mmrec.scoring).
         batch_size: users scored per kernel call.
         rerank: popularity / freshness / diversity settings.
         explain_min_share: modalities with at least this share of the score are named.

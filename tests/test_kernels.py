@@ -1,4 +1,5 @@
-"""mmrec.kernels.topk: every backend against a brute-force oracle and the reference."""
+"""Top-k: every mmrec.kernels backend, and the torch GEMM route through mmrec.scoring,
+against a brute-force oracle and the reference."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from mmrec import kernels as K
+from mmrec import scoring
 
 BACKENDS = ["numpy", "cpu", "torch"]
 
@@ -56,7 +58,7 @@ def test_matches_oracle_exactly(backend, case, dtype):
     rng = np.random.default_rng(hash(case) % 2**32)
     users, items, excl = int_case(rng, *case[:3], dtype=dtype)
     k = case[3]
-    got_i, got_s = K.topk(users, items, k, excl, backend=backend)
+    got_i, got_s = scoring.topk(users, items, k, excl, backend=backend)
     if case[0] * case[1] <= 20000:
         want_i, want_s = brute(users, items, k, excl)
     else:
@@ -82,7 +84,7 @@ def test_all_excluded_user_and_padding(backend):
     items = rng.standard_normal((50, 4)).astype(np.float32)
     ids = np.r_[np.arange(50), np.arange(50), [7, 7, 8]]  # user 0 excludes all, twice
     indptr = np.array([0, 100, 100, 103])
-    idx, sc = K.topk(users, items, 60, (indptr, ids), backend=backend)
+    idx, sc = scoring.topk(users, items, 60, (indptr, ids), backend=backend)
     assert (idx[0] == -1).all() and np.isneginf(sc[0]).all()
     assert (idx[1, :50] >= 0).all() and (idx[1, 50:] == -1).all()
     assert set(idx[2, :48]) == set(range(50)) - {7, 8} and (idx[2, 48:] == -1).all()
@@ -94,7 +96,7 @@ def test_ties_smaller_index_first(backend):
     users = np.ones((2, 3), np.float32)
     items = np.zeros((3000, 3), np.float32)
     items[[2999, 5, 1500, 17]] = 1.0
-    idx, sc = K.topk(users, items, 6, backend=backend)
+    idx, sc = scoring.topk(users, items, 6, backend=backend)
     assert idx[0].tolist() == [5, 17, 1500, 2999, 0, 1]
     assert sc[0].tolist() == [3, 3, 3, 3, 0, 0]
 
@@ -104,7 +106,7 @@ def test_random_floats_agree_with_float64_scores(backend):
     rng = np.random.default_rng(11)
     users = rng.standard_normal((9, 32)).astype(np.float32)
     items = rng.standard_normal((7001, 32)).astype(np.float32)
-    idx, sc = K.topk(users, items, 25, backend=backend)
+    idx, sc = scoring.topk(users, items, 25, backend=backend)
     exact = users.astype(np.float64) @ items.astype(np.float64).T
     np.testing.assert_allclose(sc, np.take_along_axis(exact, idx, 1), rtol=1e-4, atol=1e-4)
     kth = -np.sort(-exact, axis=1)[:, 24]
@@ -135,16 +137,22 @@ def test_backends_agree_on_random_floats():
         ({"exclude": (np.array([0, 2, 1]), np.array([0]))}, "non-decreasing"),
         ({"exclude": (np.array([0, 1, 1]), np.array([5]))}, "\\[0, 5\\)"),
         ({"exclude": (np.array([0, 1, 1]), np.array([0.5]))}, "integer"),
-        ({"backend": "gpu"}, "auto, numpy, cpu, cuda, torch"),
+        ({"backend": "gpu"}, "auto, numpy, cpu, cuda"),
     ],
 )
 def test_input_errors(kwargs, match):
     args = {"users": np.zeros((2, 3)), "items": np.zeros((5, 3)), "k": 2} | kwargs
     with pytest.raises(K.KernelInputError, match=match):
         K.topk(**args)
+    if kwargs.get("backend") != "gpu":  # the dispatcher's torch route validates the same way
+        with pytest.raises(K.KernelInputError, match=match):
+            scoring.topk(**(args | {"backend": args.get("backend", "torch")}))
+    else:
+        with pytest.raises(K.KernelInputError, match="cuda, torch"):
+            scoring.topk(**args)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_item_is_rejected_in_any_tile(backend, dtype, bad):
@@ -152,10 +160,10 @@ def test_non_finite_item_is_rejected_in_any_tile(backend, dtype, bad):
     items = np.random.default_rng(3).standard_normal((30_000, 8)).astype(dtype)
     items[27_777, 5] = bad
     with pytest.raises(K.KernelInputError, match="NaN or inf"):
-        K.topk(np.ones((40, 8)), items, 5, backend=backend)
+        scoring.topk(np.ones((40, 8)), items, 5, backend=backend)
     if backend == "cpu":
         with pytest.raises(K.KernelInputError, match="row 27777"):
-            K.topk(np.ones((40, 8)), items, 5, backend=backend)
+            scoring.topk(np.ones((40, 8)), items, 5, backend=backend)
 
 
 def test_cuda_without_gpu_is_a_clear_error():
@@ -213,7 +221,6 @@ def test_cpu_kernel_never_allocates_full_matrix():
 
 def test_auto_backend_choice():
     assert K.choose_backend(1, has_cuda=True) == "cuda"
-    assert K.choose_backend(1, has_cuda=True, torch_cuda=True) == "torch"
     assert K.choose_backend(1, has_cuda=False) == "numpy"
     assert K.choose_backend(K.CPU_SMALL_BATCH, has_cuda=False) == "cpu"
 
@@ -222,7 +229,7 @@ def test_gemm_float16_user_split_keeps_float32_precision():
     """The CUDA float16 route (users as hi + lo halves) checked on the CPU: float16 × float16
     products are exact in float32, so emulating the tensor-core GEMM in float32 is faithful."""
     torch = pytest.importorskip("torch")
-    from mmrec.kernels.gemm import _scorer
+    from mmrec.gemm_topk import _scorer
 
     rng = np.random.default_rng(8)
     users = (rng.standard_normal((5, 64)) * [[1e-3], [1.0], [7.0], [3e4], [1e6]]).astype(np.float32)
@@ -239,11 +246,12 @@ def test_gemm_float16_user_split_keeps_float32_precision():
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-3)
 
 
-def test_torch_backend_keeps_torch_out_of_other_backends():
+def test_kernels_and_cpu_dispatch_never_import_torch():
     code = (
-        "import json, sys, numpy as np; from mmrec import kernels as K;"
+        "import json, sys, numpy as np; from mmrec import kernels as K, scoring;"
         "K.topk(np.ones((40, 4)), np.ones((50, 4)), 3, backend='cpu');"
         "K.topk(np.ones((2, 4)), np.ones((50, 4)), 3, backend='numpy');"
+        "scoring.topk(np.ones((2, 4)), np.ones((50, 4)), 3);"
         "print(json.dumps('torch' in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -255,11 +263,22 @@ def test_trusted_items_skip_the_scan_but_not_the_answer(backend):
     rng = np.random.default_rng(21)
     users = rng.standard_normal((40, 16)).astype(np.float32)
     items = rng.standard_normal((5000, 16)).astype(np.float32)
-    a = K.topk(users, items, 7, backend=backend)
-    b = K.topk(users, items, 7, backend=backend, trusted_items=True)
+    a = scoring.topk(users, items, 7, backend=backend)
+    b = scoring.topk(users, items, 7, backend=backend, trusted_items=True)
     np.testing.assert_array_equal(a[0], b[0])
     bad = items.copy()
     bad[4321, 0] = np.nan
     with pytest.raises(K.KernelInputError, match="NaN"):
-        K.topk(users, bad, 7, backend=backend)
-    K.topk(users, bad, 7, backend=backend, trusted_items=True)  # the caller vouched: no scan
+        scoring.topk(users, bad, 7, backend=backend)
+    scoring.topk(users, bad, 7, backend=backend, trusted_items=True)  # the caller vouched: no scan
+
+
+def test_dispatcher_auto_on_a_cpu_machine_is_the_kernels_auto():
+    if K.cuda_available():
+        pytest.skip("a GPU (or the simulator) is present: auto may take the torch route")
+    rng = np.random.default_rng(4)
+    users, items, excl = int_case(rng, 40, 3000, 6)
+    for n in (1, 40):  # below and above CPU_SMALL_BATCH
+        a = scoring.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
+        b = K.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
+        np.testing.assert_array_equal(a[0], b[0])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mmrec import kernels as K
+from mmrec import scoring
 
 # Run in a child: NUMBA_ENABLE_CUDASIM must be set before numba.cuda is first imported.
 SIM_SCRIPT = textwrap.dedent("""
@@ -103,7 +104,7 @@ def test_cuda_device_items_and_random_floats():
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_torch_gemm_route_on_gpu(dtype):
-    """backend="torch" on the GPU (cuBLAS; float16 tensor cores with the hi/lo user split):
+    """mmrec.scoring's backend="torch" on the GPU (cuBLAS; float16 tensor cores with the hi/lo user split):
     exact against the reference on integer data with ties and exclusions, items on the
     host or already on the GPU as a torch tensor."""
     torch = pytest.importorskip("torch")
@@ -116,6 +117,6 @@ def test_torch_gemm_route_on_gpu(dtype):
         for k in (1, 20, 1000):
             a = K.topk(users, items, k, excl, backend="numpy")
             for it in (items, on_gpu):
-                b = K.topk(users, it, k, excl, backend="torch")
+                b = scoring.topk(users, it, k, excl, backend="torch")
                 np.testing.assert_array_equal(a[0], b[0])
                 np.testing.assert_array_equal(a[1], b[1])

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mmrec.commands.console import console, err_console, print_json, printable
 from mmrec.commands.options import db_option, make_catalog
+from mmrec.scoring import BACKENDS
 
 MAX_REJECTED_SHOWN = 20
 
@@ -28,8 +29,9 @@ def rerank_options(f: Any) -> Any:
                      show_default=True, help="Recency half-life of a user's history."),
         click.option("--exclude-seen/--include-seen", default=True, show_default=True,
                      help="Leave out items already in the user's history."),
-        click.option("--backend", type=click.Choice(["auto", "numpy", "cpu", "cuda"]), default="auto",
-                     show_default=True, help="Scoring kernels (auto: CUDA when present, else CPU)."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto",
+                     show_default=True,
+                     help="Scoring backend (auto: torch GEMM on a GPU, else the NumPy/Numba CPU kernels)."),
     ]):
         f = opt(f)
     return f

@@ -1,11 +1,11 @@
 """Top-k as one library GEMM per score block (torch: cuBLAS, tensor cores for float16 items,
-or the CPU BLAS), then an exact selection with the kernels' ordering contract.
+or the CPU BLAS), then an exact selection with `mmrec.kernels`' contract.
 
 Why it exists: on a GPU a hand-written Numba kernel cannot reach cuBLAS's matmul rate
-(Numba exposes no tensor-core instructions), so large batches are better served by the
-vendor GEMM; what stays ours is the contract: exclusions, ties to the smaller index,
--1/-inf padding, float32 scores, and no U×N matrix beyond one bounded score block.
-torch is imported here only, when this backend runs.
+(Numba exposes no tensor-core instructions), so batches are better served by the vendor
+GEMM; what stays ours is the contract: exclusions, ties to the smaller index, -1/-inf
+padding, float32 scores, and no U×N matrix beyond one bounded score block. It lives
+outside `mmrec.kernels`, which stays NumPy/Numba only; torch is imported when it runs.
 
 Precision: float32 items use a float32 GEMM (torch's float32 matmul precision setting
 applies; its default is full IEEE float32). Float16 items on CUDA use the tensor cores
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .validate import empty_result
+from mmrec.kernels.validate import KernelInputError, check_csr, check_inputs, empty_result
 
 # Bytes of one score block (users × items, float32).
 SCORE_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
@@ -38,12 +38,33 @@ def torch_device(items: object) -> str:
     return "cpu"
 
 
+def topk(users: Any, items: Any, k: int, exclude: tuple[np.ndarray, np.ndarray] | None = None,
+         trusted_items: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """`mmrec.kernels.topk`'s contract (arguments, result, errors) by GEMM + exact top-k.
+
+    items may also be a torch tensor or any CUDA array (used in place; a GPU array is
+    trusted to be finite, as for the CUDA kernel).
+    """
+    if _on_gpu(items):
+        if len(items.shape) != 2:
+            raise KernelInputError(f"items must be a 2-D array (rows, dim); got shape {tuple(items.shape)}")
+        n, dim = (int(x) for x in items.shape)
+        u, _, k, _, _ = check_inputs(users, np.zeros((0, dim), np.float32), k, None, "auto")
+        indptr, ids = check_csr(exclude, u.shape[0], n)
+        return topk_gemm(u, items, k, indptr, ids, device="cuda")
+    if hasattr(items, "numpy"):  # a CPU torch tensor
+        items = items.numpy()
+    u, it, k, indptr, ids = check_inputs(users, items, k, exclude, "auto", items_finite=not trusted_items)
+    return topk_gemm(u, it, k, indptr, ids)
+
+
+def _on_gpu(items: Any) -> bool:
+    return hasattr(items, "__cuda_array_interface__") or bool(getattr(items, "is_cuda", False))
+
+
 def topk_gemm(users: np.ndarray, items: Any, k: int, indptr: np.ndarray, ids: np.ndarray,
               device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by GEMM + exact selection over validated inputs (see `mmrec.kernels.topk`).
-
-    items: float32/float16 NumPy array, torch tensor, or any CUDA array (used in place).
-    """
+    """Top-k by GEMM + exact selection over validated inputs (see `topk`)."""
     import torch
 
     device = device or torch_device(items)
