@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from mmrec import kernels as K
+from mmrec import scoring
 
 from .common import Report, measure
 from .score_cases import Case, cases_for, ceilings
@@ -100,7 +101,7 @@ class _Runner:
             tu = t.from_numpy(users).to(self.device)
             out: dict[str, Callable[[], Any]] = {
                 "numba-cuda": lambda: K.topk(users, items, k, backend="cuda"),
-                "mmrec-auto": lambda: K.topk(users, items, k, backend="auto")}
+                "mmrec-auto": lambda: scoring.topk(users, items, k, backend="auto")}
             if case.dtype == "float32":
                 out["torch-fp32"] = lambda: torch_topk(tu, items, k)
             else:
