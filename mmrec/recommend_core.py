@@ -192,7 +192,8 @@ def seen_csr(histories: Sequence[UserHistory | None]) -> tuple[np.ndarray, np.nd
 
 def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
          histories: Sequence[UserHistory | None] | None = None, popularity: np.ndarray | None = None,
-         ingest_times: np.ndarray | None = None, now: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+         ingest_times: np.ndarray | None = None, now: float | None = None,
+         popularity_top: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item indices and reranked scores for every user, batched through the kernels.
 
     Args:
@@ -201,6 +202,8 @@ def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
         histories: per user (aligned with `users`), for exclude_seen; None entries are
             users without history (cold start).
         popularity: [N] raw per-item counts (popularity_counts), or None.
+        popularity_top: the catalog's largest count when `items` is a subset of it
+            (candidates), so the popularity bonus is scaled as for the whole catalog.
         ingest_times: [N] epoch seconds each item was ingested (NaN unknown), or None.
         now: epoch seconds for freshness (None: the newest ingest time).
 
@@ -212,7 +215,7 @@ def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
     if histories is not None and len(histories) != n_users:
         raise ConfigError(f"{len(histories)} histories for {n_users} users")
     cfg = options.rerank
-    pop = popularity_scores(popularity) if popularity is not None else None
+    pop = popularity_scores(popularity, popularity_top) if popularity is not None else None
     neutral = cfg.is_neutral(pop is not None, ingest_times is not None)
     fetch = k if neutral else max(k, min(n_items, k * options.candidate_factor))
     # Popularity + freshness bonus per catalog item, computed once for every user.
@@ -310,11 +313,12 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
               histories: Sequence[UserHistory | None] | None = None, popularity: np.ndarray | None = None,
               ingest_times: np.ndarray | None = None, now: float | None = None,
               titles: Sequence[str] | None = None, kinds: Sequence[str] | None = None,
-              ) -> list[list[Recommendation]]:
+              popularity_top: float | None = None) -> list[list[Recommendation]]:
     """Recommendations with per-modality scores (and explanations) for each user.
 
     Args:
-        users, items, options, histories, popularity, ingest_times, now: as for `rank`.
+        users, items, options, histories, popularity, ingest_times, now, popularity_top:
+            as for `rank`.
         layout: the fusion layout (per-modality scores, explanations).
         titles: per item, the name used in explanations (default "item <index>").
         kinds: per item, "video"/"audio" (picks "watched" or "listened to").
@@ -324,7 +328,7 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
     """
     users = np.atleast_2d(np.asarray(users, dtype=np.float32))
     idx, sc = rank(users, items, options, histories=histories, popularity=popularity,
-                   ingest_times=ingest_times, now=now)
+                   ingest_times=ingest_times, now=now, popularity_top=popularity_top)
     out: list[list[Recommendation]] = []
     for u in range(users.shape[0]):
         h = histories[u] if histories is not None else None

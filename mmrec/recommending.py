@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mmrec.errors import ConfigError
 from mmrec.evaluate import EvalReport, evaluate, parse_holdout
+from mmrec.index import search_kind
 from mmrec.interactions import Interaction, RejectedRow, parse_interactions
 from mmrec.recommend_core import (
     Recommendation,
@@ -33,6 +34,7 @@ from mmrec.recommend_core import (
     user_matrix,
     vector_recommender,
 )
+from mmrec.search import nearest_ids
 from mmrec.store import CatalogStore
 from mmrec.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
 
@@ -54,12 +56,21 @@ class ItemMatrix:
     index: dict[str, int] = field(default_factory=dict)
 
 
-def load_items(store: CatalogStore) -> ItemMatrix:
-    """The item matrix of a catalog, read in one projected scan."""
-    t = store.columns(store.items, ["id", "path", "title", "kind", "fused", "ingested_at"])
-    n, dim = t.num_rows, store.layout.dim
-    if n == 0:
+MATRIX_COLUMNS = ["id", "path", "title", "kind", "fused", "ingested_at"]
+
+
+def load_items(store: CatalogStore, ids: Iterable[str] | None = None) -> ItemMatrix:
+    """The item matrix of a catalog (one projected scan), or of just the given item ids."""
+    if ids is not None:
+        return _matrix(store.items_by_id(ids, MATRIX_COLUMNS), store.layout.dim)
+    t = store.columns(store.items, MATRIX_COLUMNS)
+    if t.num_rows == 0:
         raise ConfigError(f"{store.path}: the catalog has no items: run `mmrec ingest DIR` first")
+    return _matrix(t, store.layout.dim)
+
+
+def _matrix(t: pa.Table, dim: int) -> ItemMatrix:
+    n = t.num_rows
     fused = t.column("fused").combine_chunks()
     vectors = np.asarray(fused.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(n, dim)
     ingested = t.column("ingested_at").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
@@ -172,36 +183,58 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
                        user_config: UserVectorConfig | None = None,
                        now: float | None = None) -> UserRecommendations:
     """Recommendations for one stored user (their history), for interests text (cold
-    start), or both (the interests blend in as a prior)."""
+    start), or both (the interests blend in as a prior).
+
+    A catalog searched through its ANN index (see `mmrec.index.search_kind`) is not read
+    whole: the user's history items give the user vector, the index gives the
+    `k × candidate_factor` nearest items (plus as many as the user has seen), and those
+    are ranked, reranked and explained exactly as the whole catalog would be.
+    """
     if user is None and interests is None:
         raise ConfigError("give --user ID or --interests TEXT")
-    items = load_items(store)
     layout = store.layout
     now = time.time() if now is None else now
-    histories = histories_from_interactions(stored_interactions(store), items.index)
+    interactions = stored_interactions(store)
+    two_stage = search_kind(store, store.items, None) is not None
+    mine = {r.item_id for r in interactions if r.user_id == user}
+    items = load_items(store, mine) if two_stage else load_items(store)
+    histories = histories_from_interactions(interactions, items.index)
     prior = interests_vector(interests, _need(encode), layout) if interests is not None else None
     if user is None:
-        users, hist = prior[None, :].astype(np.float32), [None]
-        name, used = "(interests)", 0
+        users, name = prior[None, :].astype(np.float32), "(interests)"
     else:
         if user not in histories:
             if prior is None:
                 raise ConfigError(f"no interactions for user {user!r} in {store.path}: import them with "
                                   "`mmrec interactions import FILE`, or use --interests for a new user")
-            users, hist, used = prior[None, :].astype(np.float32), [None], 0
+            users = prior[None, :].astype(np.float32)
         else:
-            mine = {user: histories[user]}
-            um = user_matrix(mine, items.vectors, layout, now, user_config,
-                             _comment_vectors(mine, encode, layout),
-                             None if prior is None else {user: prior})
+            own = {user: histories[user]}
+            um = user_matrix(own, items.vectors, layout, now, user_config,
+                             _comment_vectors(own, encode, layout), None if prior is None else {user: prior})
             if not um.user_ids:
                 raise ConfigError(f"user {user!r}: {um.skipped[user]}")
-            users, hist, used = um.vectors, [histories[user]], len(histories[user].events)
+            users = um.vectors
         name = user
-    recs = recommend(users, items.vectors, layout, options, histories=hist,
-                     popularity=popularity_counts(histories, len(items.ids)),
+    top = None
+    if two_stage:  # the index's nearest items, then every stage on those candidates only
+        fetch = max(options.k, options.k * options.candidate_factor) + len(mine)
+        items = load_items(store, mine | set(nearest_ids(store, users[0], fetch)))
+        top = _top_popularity(interactions)
+        histories = histories_from_interactions(interactions, items.index)
+    hist = histories.get(user) if user is not None else None
+    recs = recommend(users, items.vectors, layout, options, histories=[hist],
+                     popularity=popularity_counts(histories, len(items.ids)), popularity_top=top,
                      ingest_times=items.ingested_at, now=now, titles=items.titles, kinds=items.kinds)
+    used = len(hist.events) if hist is not None else 0
     return UserRecommendations(name, recs[0], items, used, random_weight_notes(store))
+
+
+def _top_popularity(interactions: Sequence[Interaction]) -> float:
+    """The largest popularity count of any item (distinct users with a positive event)."""
+    index = {i: n for n, i in enumerate(dict.fromkeys(r.item_id for r in interactions))}
+    counts = popularity_counts(histories_from_interactions(interactions, index), len(index))
+    return float(counts.max()) if counts.size else 0.0
 
 
 def random_weight_notes(store: CatalogStore) -> list[str]:

@@ -63,10 +63,14 @@ class RerankResult:
     scores: np.ndarray
 
 
-def popularity_scores(counts: np.ndarray) -> np.ndarray:
-    """log1p(count) / log1p(max count): 1 for the most popular item, 0 for unseen ones."""
+def popularity_scores(counts: np.ndarray, top: float | None = None) -> np.ndarray:
+    """log1p(count) / log1p(max count): 1 for the most popular item, 0 for unseen ones.
+
+    top: the largest count in the whole catalog, when `counts` covers only part of it.
+    """
     c = np.maximum(np.asarray(counts, dtype=np.float64), 0.0)
-    top = float(c.max()) if c.size else 0.0
+    if top is None:
+        top = float(c.max()) if c.size else 0.0
     return (np.log1p(c) / np.log1p(top) if top > 0 else np.zeros_like(c)).astype(np.float32)
 
 

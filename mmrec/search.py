@@ -47,16 +47,19 @@ class SearchResult:
 
 
 def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarray,
-                  where: str | None, exact: bool | None) -> Any:
-    """A LanceDB dot-product query: exact scan, or the ANN index with its kind's settings."""
+                  where: str | None, exact: bool | None, limit: int) -> Any:
+    """A LanceDB dot-product query for `limit` rows: exact scan, or the ANN index with its
+    kind's settings (an HNSW search is never narrower than the rows it must return)."""
     q = table.search(query.astype(np.float32), vector_column_name=column).distance_type("dot")
+    q = q.limit(limit)
     if where:
         q = q.where(where, prefilter=True)
     kind = search_kind(store, table, exact)
     if kind is None:
         return q.bypass_vector_index()
     q = q.nprobes(kind.nprobes).refine_factor(kind.refine_factor)
-    return q.ef(kind.ef) if kind.ef else q
+    # the index returns limit × refine_factor rows for re-ranking, and HNSW needs ef >= that
+    return q.ef(max(kind.ef, limit * (kind.refine_factor or 1))) if kind.ef else q
 
 
 def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:
@@ -90,9 +93,10 @@ def nearest_items(
     per-modality scores and, if with_segments, its best-matching segment."""
     # Excluded ids are dropped after the search (k + len(exclude) fetched): an `id !=`
     # prefilter would make the index evaluate a predicate over every row.
-    q = _vector_query(store, store.items, "fused", query, f"({where})" if where else None, exact)
     skip = set(exclude)
-    rows = [r for r in _checked_rows(q.limit(k + len(skip)), where) if r["id"] not in skip][:k]
+    pred = f"({where})" if where else None
+    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip))
+    rows = [r for r in _checked_rows(q, where) if r["id"] not in skip][:k]
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
     parts = store.layout.modality_scores(query, fused) if rows else {}
@@ -105,6 +109,13 @@ def nearest_items(
             segment=best.get(rows[i]["id"]))
         for n, i in enumerate(order)
     ]
+
+
+def nearest_ids(store: CatalogStore, query: np.ndarray, n: int, exact: bool | None = None) -> list[str]:
+    """Ids of the n items nearest to query (by query · fused; index as for nearest_items):
+    the candidate stage of recommending from a large catalog."""
+    q = _vector_query(store, store.items, "fused", query, None, exact, n).select(["id"])
+    return q.to_arrow().column("id").to_pylist()
 
 
 def nearest_segments(
@@ -126,8 +137,8 @@ def nearest_segments(
         if not ids:
             return []
         preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
-    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact)
-    rows = q.limit(k).to_arrow().to_pylist()
+    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k)
+    rows = q.to_arrow().to_pylist()
     if not rows:
         return []
     vecs = np.array([r["vector"] for r in rows], dtype=np.float32)

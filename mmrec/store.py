@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -308,13 +309,16 @@ class CatalogStore:
         return table.search().select(names).limit(None).to_arrow()
 
     def get_items(self, ids: list[str], columns: list[str] | None = None) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        quoted = ", ".join(_sql_str(i) for i in ids)
-        q = self.items.search().where(f"id IN ({quoted})").limit(None)
+        return self.items_by_id(ids, columns).to_pylist()
+
+    def items_by_id(self, ids: Iterable[str], columns: list[str] | None = None) -> pa.Table:
+        """The rows of these item ids (unknown ids are skipped), in no particular order."""
+        ids = list(ids)
+        q = self.items.search().where(f"id IN ({', '.join(_sql_str(i) for i in ids) or 'NULL'})")
+        q = q.limit(None)
         if columns:
             q = q.select(columns)
-        return q.to_arrow().to_pylist()
+        return q.to_arrow()
 
     def find_item(self, key: str) -> dict[str, Any] | None:
         """An item by id, id prefix (>= 8 chars) or exact path."""

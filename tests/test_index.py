@@ -76,6 +76,11 @@ def test_index_recall_at_10_against_exact(store):
         seg_recalls.append(len(e & a) / 10)
     assert np.mean(recalls) >= 0.95, recalls
     assert np.mean(seg_recalls) >= 0.95, seg_recalls
+    # More rows than the default search breadth (ef 200, x refine 5): the search widens.
+    q = _queries(store, 1, seed=2)[0]
+    deep = nearest_items(store, q, 400, with_segments=False, exact=False)
+    assert len(deep) == 400 and len({h.item_id for h in deep}) == 400
+    assert len(nearest_segments(store, q, 300, exact=False)) == 300
 
 
 @pytest.mark.parametrize("exact", [True, False])
