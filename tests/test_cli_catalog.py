@@ -11,20 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_run import run
 
-from mmrec.cli import main
 from mmrec.samples import BROKEN_NAME, make_sample_library
 from mmrec.store import CatalogStore
 
 PRESET = ["--preset", "offline-tiny"]
-
-
-def run(*args: str, ok: bool = True) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
+from cli_run import run
 
-from mmrec.cli import main
 from mmrec.samples import INTERACTIONS_NAME, make_sample_library, write_sample_interactions
 from mmrec.store import CatalogStore
-
-
-def run(*args: object, ok: bool = True) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output + result.stderr
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
