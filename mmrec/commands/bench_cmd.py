@@ -78,7 +78,9 @@ def extract_cmd(quick: bool, out: Path, device: str | None) -> None:
 @_common
 @click.option("--library", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Media directory to ingest (default: a generated sample library under --out).")
-@click.option("--preset", default=None, help="Extractor set (default: offline-tiny).")
+@click.option("--preset", default=None,
+              help="Extractor set (default: offline-tiny); default-random: the default set's real-size "
+                   "models, random weights where the real ones are absent.")
 def ingest_cmd(quick: bool, out: Path, device: str | None, library: Path | None, preset: str | None) -> None:
     """End-to-end Catalog.ingest: files/s, media-hours per hour, stage breakdown."""
     _run("ingest", quick, out, device, library=library, preset=preset)
