@@ -71,3 +71,13 @@ def test_unknown_device_is_a_usage_error(tmp_path):
 def test_query_quick_index_keeps_recall(out_dir):
     data = json.loads((out_dir / "query.json").read_text())
     assert all(r["recall_at_10"] >= 0.95 for r in data["results"]), data["results"]
+
+
+def test_paired_timing_tells_the_faster_of_two():
+    import time
+
+    from mmrec.bench.score import paired
+
+    res = paired(lambda: time.sleep(0.001), lambda: time.sleep(0.02), 3)
+    assert res["rounds"] == 3 and len(res["a_ms"]) == len(res["b_ms"]) == 3
+    assert res["speed"] > 3 and res["speed_min_max"][0] <= res["speed"] <= res["speed_min_max"][1]
