@@ -10,12 +10,14 @@ issue's list, and checks the other entry points (decoders, sidecar text, scan) o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import os
 import random
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import tracemalloc
@@ -542,20 +544,38 @@ def test_playlist_that_hangs_ffprobe_is_cut_off(tmp_path):
 
 
 def test_file_that_hangs_the_decoder_is_cut_off(tmp_path, bad):
-    """An ffconcat list whose first entry is real probes fine; decoding reaches the
-    second entry, a FIFO nobody writes to, and blocks until the watchdog kills ffmpeg."""
+    """An ffconcat list whose first entry is real (probe refuses playlists, so the decoders
+    get the real file's info): decoding reaches the second entry, a FIFO nobody writes
+    to, and blocks until the watchdog kills ffmpeg."""
     shutil.copy(bad["clip.mp4"], tmp_path / "real.mp4")
     os.mkfifo(tmp_path / "stuck.mp4")
     path = tmp_path / "playlist.mp4"
     path.write_text("ffconcat version 1.0\nfile real.mp4\nfile stuck.mp4\n")
-    info = probe(path)
-    assert info.container == "concat" and info.has_video and info.has_audio
+    info = dataclasses.replace(probe(tmp_path / "real.mp4"), path=str(path))
     for fn in (lambda: decode_video(path, SMALL, info, timeout=1.0),
                lambda: decode_audio(path, 8000, info, timeout=1.0)):
         t = time.monotonic()
         exc = _raises(fn)
         assert time.monotonic() - t < 4.0
         assert_one_clear_error(exc, path, errors.FfmpegTimeoutError)
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat"])
+def test_playlists_naming_other_files_are_refused(tmp_path, bad, kind):
+    """A playlist named .mp4 would have ffmpeg read (and mmrec embed) whatever local
+    files it names: probe refuses it with one clear line, so ingest records and skips it."""
+    shutil.copy(bad["clip.mp4"], tmp_path / "real.mp4")
+    path = tmp_path / "list.mp4"
+    if kind == "hls":
+        run = ["ffmpeg", "-v", "error", "-i", str(tmp_path / "real.mp4"), "-c", "copy", "-f", "mpegts",
+               str(tmp_path / "seg.ts")]
+        assert subprocess.run(run, capture_output=True).returncode == 0
+        path.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:5\n#EXTINF:5,\nseg.ts\n#EXT-X-ENDLIST\n")
+    else:
+        path.write_text("ffconcat version 1.0\nfile real.mp4\n")
+    message = assert_one_clear_error(_raises(probe, path), path, errors.UnreadableMediaError)
+    assert f"playlist ({kind})" in message and "not media" in message
+    probe(tmp_path / "real.mp4")  # the file it names is fine on its own
 
 
 def test_playlist_cannot_reach_the_network(tmp_path):

@@ -157,6 +157,11 @@ def _signed_float(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+# Demuxers whose "file" is a list of other files (HLS, ffconcat, DASH manifests): read as
+# media they would embed whatever local files they name, so they are refused.
+PLAYLIST_FORMATS = frozenset({"hls", "concat", "dash"})
+
+
 def _parse(path: Path, data: dict[str, Any], st: os.stat_result) -> MediaInfo:
     fmt = data.get("format") or {}
     video: list[VideoStream] = []
@@ -318,6 +323,11 @@ def probe(path: str | Path, timeout: float = DEFAULT_PROBE_TIMEOUT_S) -> MediaIn
         info = _parse(p, data, st)
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise UnreadableMediaError(p, f"ffprobe returned malformed output ({e})", tail) from e
+    playlist = set(info.container.split(",")) & PLAYLIST_FORMATS
+    if playlist:
+        raise UnreadableMediaError(
+            p, f"is a playlist ({min(playlist)}) that points at other files, not media: "
+               "point mmrec at the media files themselves", tail)
     if not info.video and not info.audio:
         found = ", ".join(sorted({s.get("codec_type", "?") for s in data.get("streams") or []}))
         raise NoMediaStreamError(
