@@ -560,6 +560,40 @@ def test_file_that_hangs_the_decoder_is_cut_off(tmp_path, bad):
         assert_one_clear_error(exc, path, errors.FfmpegTimeoutError)
 
 
+def test_stuck_decoder_is_caught_by_the_stall_watchdog_long_before_its_timeout(tmp_path, bad, monkeypatch):
+    """The total limit grows with a file's claimed duration; a decoder that stops making
+    progress (here: blocked opening a FIFO) is killed after STALL_S instead."""
+    from mmrec.media import runner
+
+    monkeypatch.setattr(runner, "STALL_S", 1.0)
+    shutil.copy(bad["clip.mp4"], tmp_path / "real.mp4")
+    os.mkfifo(tmp_path / "stuck.mp4")
+    path = tmp_path / "playlist.mp4"
+    path.write_text("ffconcat version 1.0\nfile real.mp4\nfile stuck.mp4\n")
+    info = dataclasses.replace(probe(tmp_path / "real.mp4"), path=str(path))
+    t = time.monotonic()
+    message = assert_one_clear_error(_raises(lambda: decode_video(path, SMALL, info, timeout=600)),
+                                     path, errors.FfmpegTimeoutError)
+    assert time.monotonic() - t < 6.0 and "no progress for 1s" in message
+
+
+def test_slow_consumer_is_not_a_stall(tmp_path, run_ffmpeg, monkeypatch):
+    """ffmpeg blocked on a full pipe (150 KB frames, a 64 KB pipe) while the caller works
+    on a chunk is not stuck."""
+    from mmrec.media import runner
+
+    path = tmp_path / "ten.mp4"
+    run_ffmpeg(*_testsrc(10, "224x224", 10), "-pix_fmt", "yuv420p", str(path))
+    monkeypatch.setattr(runner, "STALL_S", 0.5)
+    policy = FramePolicy(size=(224, 224), fps=1.0, max_frames=None, chunk_frames=1)
+    times = []
+    for chunk in iter_frames(path, policy):
+        times.extend(chunk.times)
+        if len(times) <= 2:
+            time.sleep(1.5)  # three stall periods with nothing read
+    assert len(times) == 10
+
+
 @pytest.mark.parametrize("kind", ["hls", "concat"])
 def test_playlists_naming_other_files_are_refused(tmp_path, bad, kind):
     """A playlist named .mp4 would have ffmpeg read (and mmrec embed) whatever local

@@ -17,7 +17,6 @@ from mmrec.media.runner import (
     decode_timeout,
     find_tool,
     last_error_line,
-    read_exact,
     with_input,
 )
 
@@ -97,7 +96,7 @@ def iter_audio_windows(
     with StreamingProcess(args, path, timeout or decode_timeout(info.duration)) as proc:
         index = 0
         while True:
-            data = read_exact(proc.stdout, win * 4)
+            data = proc.read(win * 4)
             n = len(data) // 4
             if n == 0:
                 break

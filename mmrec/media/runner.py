@@ -10,9 +10,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -22,6 +24,9 @@ from mmrec.errors import FfmpegMissingError, FfmpegTimeoutError
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 20
+# Seconds a decoder may go without progress (stderr report or output) while we wait on it.
+STALL_S = 60.0
+_PROGRESS_LINE = re.compile(r"^[a-z][a-z_0-9]*=")  # -progress lines: frame=12, speed= 3.1x
 DEFAULT_PROBE_TIMEOUT_S = 30.0
 # Input options for every ffmpeg/ffprobe call on a library file: only the file protocol,
 # so a playlist-like file (HLS, ffconcat) cannot make ffmpeg reach the network or use
@@ -94,12 +99,16 @@ def _tail_text(text: str, n: int = STDERR_TAIL_LINES) -> str:
 
 
 class StreamingProcess:
-    """An ffmpeg process whose stdout is read incrementally by the caller.
+    """An ffmpeg process whose stdout is read incrementally by the caller (`read`).
 
-    A watchdog kills it after ``timeout`` seconds; a thread drains stderr, feeding
-    each line to ``on_stderr_line`` (which returns True for lines it consumed, e.g.
-    showinfo timestamps) and keeping the last other lines as the error tail.
-    Use as a context manager so the process is always reaped.
+    A watchdog kills it after ``timeout`` seconds in all, or after ``stall_s`` seconds
+    without progress while the caller waits for output: ffmpeg reports progress on
+    stderr (``-progress``) as long as it moves through the input, so a stuck read (a
+    FIFO, a dead network mount) is caught in seconds even when a long file allows a long
+    ``timeout``; a caller busy elsewhere (ffmpeg blocked on a full pipe) is no stall. A
+    thread drains stderr, feeding each line to ``on_stderr_line`` (which returns True
+    for lines it consumed, e.g. showinfo timestamps) and keeping the last other lines as
+    the error tail. Use as a context manager so the process is always reaped.
     """
 
     def __init__(
@@ -108,24 +117,50 @@ class StreamingProcess:
         path: str | Path,
         timeout: float,
         on_stderr_line: Callable[[str], bool] | None = None,
+        stall_s: float | None = None,
     ) -> None:
-        self.args = list(args)
+        self.args = [args[0], "-progress", "pipe:2", *args[1:]]
         self.path = str(path)
         self.timeout = timeout
+        self.stall_s = STALL_S if stall_s is None else stall_s
         self._on_line = on_stderr_line
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.timed_out = False
+        self.timed_out: str | None = None  # why the watchdog killed it
+        self._last = time.monotonic()  # last sign of progress (stderr line or stdout bytes)
+        self._waiting = False  # the caller is blocked in read()
         self.proc = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._stderr_done = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        # A corrupt header can announce a duration of centuries; the timer must still start.
-        self._watchdog = threading.Timer(min(timeout, threading.TIMEOUT_MAX / 2),
-                                         self._kill_for_timeout)
-        self._watchdog.daemon = True
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, daemon=True)
         self._watchdog.start()
+
+    def _watch(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(min(0.25, self.stall_s / 4)):
+            now = time.monotonic()
+            if now - start > self.timeout:  # a corrupt header can announce centuries: no Timer
+                self.timed_out = f"ffmpeg timed out after {self.timeout:.0f}s"
+            elif self._waiting and now - self._last > self.stall_s:
+                self.timed_out = (f"ffmpeg made no progress for {self.stall_s:.0f}s "
+                                  "(stuck reading the input?)")
+            if self.timed_out:
+                self.proc.kill()
+                return
+
+    def read(self, nbytes: int) -> bytes:
+        """Up to nbytes of stdout (shorter only at EOF); waiting here counts for stalls."""
+        self._waiting = True
+        try:
+            return read_exact(self.stdout, nbytes, self._progress)
+        finally:
+            self._waiting = False
+
+    def _progress(self) -> None:
+        self._last = time.monotonic()
 
     @property
     def stdout(self) -> IO[bytes]:
@@ -136,7 +171,10 @@ class StreamingProcess:
         assert self.proc.stderr is not None
         try:
             for raw in self.proc.stderr:
+                self._last = time.monotonic()
                 line = raw.decode("utf-8", "replace").rstrip()
+                if _PROGRESS_LINE.match(line):  # -progress key=value: activity, not an error
+                    continue
                 try:
                     if self._on_line is not None and self._on_line(line):
                         continue
@@ -146,10 +184,6 @@ class StreamingProcess:
                     self._tail.append(line)
         finally:
             self._stderr_done.set()
-
-    def _kill_for_timeout(self) -> None:
-        self.timed_out = True
-        self.proc.kill()
 
     def wait_stderr(self, timeout: float | None = None) -> bool:
         """Block until stderr is fully drained (the process closed it)."""
@@ -162,16 +196,14 @@ class StreamingProcess:
     def finish(self) -> int:
         """Wait for exit; raise FfmpegTimeoutError if the watchdog fired."""
         code = self.proc.wait()
-        self._watchdog.cancel()
+        self._stop.set()
         self._stderr_done.wait(5.0)
         if self.timed_out:
-            raise FfmpegTimeoutError(
-                self.path, f"ffmpeg timed out after {self.timeout:.0f}s", self.stderr_tail
-            )
+            raise FfmpegTimeoutError(self.path, self.timed_out, self.stderr_tail)
         return code
 
     def close(self) -> None:
-        self._watchdog.cancel()
+        self._stop.set()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -186,7 +218,7 @@ class StreamingProcess:
         self.close()
 
 
-def read_exact(stream: IO[bytes], nbytes: int) -> bytes:
+def read_exact(stream: IO[bytes], nbytes: int, on_chunk: Callable[[], None] | None = None) -> bytes:
     """Read up to nbytes, looping over short pipe reads; shorter only at EOF."""
     buf = bytearray()
     while len(buf) < nbytes:
@@ -194,4 +226,6 @@ def read_exact(stream: IO[bytes], nbytes: int) -> bytes:
         if not chunk:
             break
         buf += chunk
+        if on_chunk is not None:
+            on_chunk()
     return bytes(buf)

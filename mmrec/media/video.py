@@ -25,7 +25,6 @@ from mmrec.media.runner import (
     decode_timeout,
     find_tool,
     last_error_line,
-    read_exact,
     with_input,
 )
 
@@ -241,7 +240,7 @@ def iter_frames(
     last_time = 0.0
     with StreamingProcess(args, path, timeout or decode_timeout(info.duration), times.on_line) as proc:
         while True:
-            data = read_exact(proc.stdout, frame_bytes * policy.chunk_frames)
+            data = proc.read(frame_bytes * policy.chunk_frames)
             n = len(data) // frame_bytes
             if n == 0:
                 break
