@@ -20,7 +20,7 @@ from mmrec.fusion import FusionLayout
 from mmrec.interactions import Interaction, by_user, is_positive
 from mmrec.kernels import check_finite
 from mmrec.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
-from mmrec.scoring import topk
+from mmrec.scoring import prepare, topk
 from mmrec.users import (
     UserVectorConfig,
     UserVectorError,
@@ -223,10 +223,11 @@ def rank(users: np.ndarray, items: np.ndarray, options: RecommendOptions, *,
     out_i = np.full((n_users, k), -1, dtype=np.int64)
     out_s = np.full((n_users, k), -np.inf, dtype=np.float32)
     check_finite("items", np.asarray(items))  # once, not once per batch of users
+    scored = prepare(items, options.backend)  # on a GPU: copied there once, not per batch
     for start in range(0, n_users, options.batch_size):
         stop = min(start + options.batch_size, n_users)
         exclude = seen_csr(histories[start:stop]) if options.exclude_seen and histories is not None else None
-        idx, sc = topk(users[start:stop], items, fetch, exclude=exclude, backend=options.backend,
+        idx, sc = topk(users[start:stop], scored, fetch, exclude=exclude, backend=options.backend,
                        trusted_items=True)
         if bonus is None:
             out_i[start:stop], out_s[start:stop] = idx[:, :k], sc[:, :k]

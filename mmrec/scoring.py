@@ -28,6 +28,21 @@ def torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def prepare(items: np.ndarray, backend: str = "auto") -> Any:
+    """Items ready to be scored many times (one user batch after another): on a GPU
+    machine a device copy made once (a torch CUDA tensor for the torch route, a Numba
+    device array for backend="cuda"), so later calls move only users; elsewhere the
+    array itself. Check the array for NaN/inf first (`mmrec.kernels.check_finite`):
+    device arrays are trusted."""
+    if backend not in ("auto", "torch", "cuda") or not K.cuda_available():
+        return items
+    if backend != "cuda" and torch_cuda_available():
+        import torch
+
+        return torch.as_tensor(np.ascontiguousarray(items), device="cuda")
+    return K.to_device(items) if backend != "torch" else items
+
+
 def topk(users: Any, items: Any, k: int, exclude: tuple[np.ndarray, np.ndarray] | None = None,
          backend: str = "auto", trusted_items: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """`mmrec.kernels.topk` (same arguments, result and errors) with the "torch" backend

@@ -282,3 +282,11 @@ def test_dispatcher_auto_on_a_cpu_machine_is_the_kernels_auto():
         a = scoring.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
         b = K.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
         np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_prepare_leaves_items_alone_without_a_gpu():
+    if K.cuda_available():
+        pytest.skip("a GPU (or the simulator) is present: prepare copies to it")
+    items = np.ones((10, 4), np.float32)
+    for backend in ("auto", "numpy", "cpu", "torch"):
+        assert scoring.prepare(items, backend) is items

@@ -120,3 +120,18 @@ def test_torch_gemm_route_on_gpu(dtype):
                 b = scoring.topk(users, it, k, excl, backend="torch")
                 np.testing.assert_array_equal(a[0], b[0])
                 np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["auto", "cuda", "torch"])
+def test_prepared_items_stay_on_the_gpu_and_give_the_same_answer(backend):
+    if not K.cuda_available():
+        pytest.skip("no CUDA GPU")
+    rng = np.random.default_rng(23)
+    users, items, excl = _int_case(rng, 40, 20_011, 33, np.float32, 10)
+    prepared = scoring.prepare(items, backend)
+    assert hasattr(prepared, "__cuda_array_interface__")  # a device copy, made once
+    a = K.topk(users, items, 50, excl, backend="numpy")
+    b = scoring.topk(users, prepared, 50, excl, backend=backend, trusted_items=True)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
