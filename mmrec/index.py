@@ -76,12 +76,12 @@ class IndexReport:
 
 def search_ef(kind: IndexKind, rows: int) -> int | None:
     """HNSW search breadth for a table size: the graph's recall needs a wider search as it
-    grows. Measured at 1M x 1,408 dims on 2 cores (100 queries against exact, refine 5):
-    ef 200 -> recall@10 0.50; 1,000 -> 0.950 (p95 31 ms); 1,400 -> 0.977 (34 ms);
-    2,000 -> 0.977 (36 ms). At 100k, ef 200 -> 0.995."""
+    grows. Measured at 1M x 1,408 dims on 2 cores (`mmrec bench query`, 60 queries
+    against exact): ef 200 -> recall@10 0.48; 1,428 -> 0.953; 2,000 -> 0.998 (p95 by
+    item 44 ms). At 100k, ef 200 -> 0.995."""
     if kind.ef is None:
         return None
-    return max(kind.ef, min(4_000, rows // 700))
+    return max(kind.ef, min(4_000, rows // 500))
 
 
 def index_kind(name: str) -> IndexKind:
