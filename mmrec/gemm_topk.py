@@ -16,6 +16,7 @@ bits; on the CPU they are widened per block to float32.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,8 @@ def _scorer(users: Any, items: Any, dev: Any, mm16: Any = None) -> Any:
 
     if items.dtype == torch.float32:
         return lambda u0, u1, c0, c1: users[u0:u1] @ items[c0:c1].T
-    if dev.type != "cuda" and mm16 is None:  # no fast float16 GEMM on the CPU: widen per block
+    if mm16 is None and (dev.type != "cuda" or not _fp16_gemm_with_fp32_out(dev)):
+        # no float16 GEMM with float32 output here: widen one item block at a time
         return lambda u0, u1, c0, c1: users[u0:u1] @ items[c0:c1].float().T
     mm16 = mm16 or (lambda a, b: torch.mm(a, b.T, out_dtype=torch.float32))
     # Users as hi + lo float16 halves of u / 2^e (exact power-of-two scale per user): each
@@ -125,6 +127,18 @@ def _scorer(users: Any, items: Any, dev: Any, mm16: Any = None) -> Any:
         return (s[: u1 - u0] + s[u1 - u0 :]) * scale[u0:u1]
 
     return score
+
+
+@functools.cache
+def _fp16_gemm_with_fp32_out(dev: Any) -> bool:
+    """Whether this torch has `mm(..., out_dtype=float32)` for float16 on this GPU (torch >= 2.8)."""
+    import torch
+
+    try:
+        a = torch.ones(2, 2, dtype=torch.float16, device=dev)
+        return torch.mm(a, a, out_dtype=torch.float32).dtype == torch.float32
+    except (TypeError, RuntimeError, NotImplementedError):
+        return False
 
 
 class _Exclusions:
