@@ -80,6 +80,10 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+# What a hit needs; the text, tags and per-modality columns stay unread (~10% of a query at 1M).
+HIT_COLUMNS = ["id", "path", "title", "kind", "fused"]
+
+
 def nearest_items(
     store: CatalogStore,
     query: np.ndarray,
@@ -95,7 +99,7 @@ def nearest_items(
     # prefilter would make the index evaluate a predicate over every row.
     skip = set(exclude)
     pred = f"({where})" if where else None
-    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip))
+    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip)).select(HIT_COLUMNS)
     rows = [r for r in _checked_rows(q, where) if r["id"] not in skip][:k]
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
