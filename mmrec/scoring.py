@@ -39,7 +39,8 @@ def prepare(items: np.ndarray, backend: str = "auto") -> Any:
     if backend != "cuda" and torch_cuda_available():
         import torch
 
-        return torch.as_tensor(np.ascontiguousarray(items), device="cuda")
+        dtype = np.float16 if items.dtype == np.float16 else np.float32  # as the kernels take them
+        return torch.as_tensor(np.ascontiguousarray(items, dtype=dtype), device="cuda")
     return K.to_device(items) if backend != "torch" else items
 
 
