@@ -80,8 +80,9 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-# What a hit needs; the text, tags and per-modality columns stay unread (~10% of a query at 1M).
-HIT_COLUMNS = ["id", "path", "title", "kind", "fused"]
+# What a hit needs; the text, tags and per-modality columns stay unread (~10% of a query at
+# 1M). `_distance` is named because lance warns on every projection that leaves it out.
+HIT_COLUMNS = ["id", "path", "title", "kind", "fused", "_distance"]
 
 
 def nearest_items(
@@ -118,7 +119,7 @@ def nearest_items(
 def nearest_ids(store: CatalogStore, query: np.ndarray, n: int, exact: bool | None = None) -> list[str]:
     """Ids of the n items nearest to query (by query · fused; index as for nearest_items):
     the candidate stage of recommending from a large catalog."""
-    q = _vector_query(store, store.items, "fused", query, None, exact, n).select(["id"])
+    q = _vector_query(store, store.items, "fused", query, None, exact, n).select(["id", "_distance"])
     return q.to_arrow().column("id").to_pylist()
 
 

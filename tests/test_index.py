@@ -112,3 +112,17 @@ def test_ivf_pq_also_meets_recall(store, tmp_path):
 def test_unknown_index_type_lists_the_known_ones(store):
     with pytest.raises(ConfigError, match="hnsw, ivf-pq"):
         build_indexes(store, "annoy")
+
+
+def test_projected_searches_print_no_lance_warnings(store, capfd):
+    """lance prints a deprecation warning to stderr for each projected vector search that
+    leaves out `_distance`; `mmrec query` output must stay clean."""
+    from mmrec.search import nearest_ids
+
+    build_indexes(store)  # (again, when the module's earlier test already built it)
+    q = _queries(store, 1, seed=3)[0]
+    capfd.readouterr()
+    for exact in (True, False):
+        assert len(nearest_items(store, q, 5, with_segments=False, exact=exact)) == 5
+        assert len(nearest_ids(store, q, 5, exact=exact)) == 5
+    assert "warn" not in capfd.readouterr().err.lower()
