@@ -139,16 +139,19 @@ class StreamingProcess:
         self._watchdog.start()
 
     def _watch(self) -> None:
-        start = time.monotonic()
-        while not self._stop.wait(min(0.25, self.stall_s / 4)):
+        deadline = time.monotonic() + self.timeout  # a header may announce centuries: no Timer
+        period = min(0.25, self.stall_s / 4)
+        while True:
             now = time.monotonic()
-            if now - start > self.timeout:  # a corrupt header can announce centuries: no Timer
+            if now >= deadline:
                 self.timed_out = f"ffmpeg timed out after {self.timeout:.0f}s"
             elif self._waiting and now - self._last > self.stall_s:
                 self.timed_out = (f"ffmpeg made no progress for {self.stall_s:.0f}s "
                                   "(stuck reading the input?)")
             if self.timed_out:
                 self.proc.kill()
+                return
+            if self._stop.wait(min(period, deadline - now)):
                 return
 
     def read(self, nbytes: int) -> bytes:
