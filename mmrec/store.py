@@ -175,7 +175,6 @@ class CatalogStore:
 
     @classmethod
     def open(cls, path: str | Path) -> CatalogStore:
-
         if not cls.exists(path):
             raise CatalogNotFoundError(
                 f"{path}: no mmrec catalog here: run `mmrec ingest DIR --db {path}` first"
@@ -188,7 +187,6 @@ class CatalogStore:
 
     @classmethod
     def create(cls, path: str | Path, layout: FusionLayout, meta: dict[str, Any]) -> CatalogStore:
-
         Path(path).mkdir(parents=True, exist_ok=True)
         db = _connect(path)
         existing = set(db.list_tables().tables) if hasattr(db, "list_tables") else set()
@@ -314,8 +312,10 @@ class CatalogStore:
     def items_by_id(self, ids: Iterable[str], columns: list[str] | None = None) -> pa.Table:
         """The rows of these item ids (unknown ids are skipped), in no particular order."""
         ids = list(ids)
-        q = self.items.search().where(f"id IN ({', '.join(_sql_str(i) for i in ids) or 'NULL'})")
-        q = q.limit(None)
+        if not ids:  # no query at all: `id IN ()` is no SQL, and a predicate would scan the table
+            empty = self.items.schema.empty_table()
+            return empty.select(columns) if columns else empty
+        q = self.items.search().where(f"id IN ({', '.join(_sql_str(i) for i in ids)})").limit(None)
         if columns:
             q = q.select(columns)
         return q.to_arrow()
