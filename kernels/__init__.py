@@ -19,8 +19,8 @@ from .validate import (
     BACKENDS,
     BackendUnavailableError,
     KernelInputError,
-    check_csr,
     check_finite,
+    check_for_device_items,
     check_inputs,
 )
 
@@ -139,6 +139,5 @@ def _topk_device(users: object, items: object, k: int, exclude: object, backend:
     from .cuda import device_items, topk_cuda
 
     d = device_items(items)
-    u, _, k, _, _ = check_inputs(users, np.zeros((0, d.shape[1]), np.float32), k, None, "cuda")
-    indptr, ids = check_csr(exclude, u.shape[0], d.shape[0])
+    u, k, indptr, ids = check_for_device_items(users, d.shape[0], d.shape[1], k, exclude)
     return topk_cuda(u, d, k, indptr, ids)

@@ -79,6 +79,16 @@ def check_inputs(
     return u, it, int(k), indptr, ids
 
 
+def check_for_device_items(
+    users: object, n_items: int, dim: int, k: object, exclude: tuple[object, object] | None
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """`check_inputs` for items already on a GPU, known only by their shape (n_items, dim):
+    users as float32, k, and the exclusion CSR; the items themselves are trusted."""
+    u, _, k, _, _ = check_inputs(users, np.zeros((0, dim), np.float32), k, None, "auto")
+    indptr, ids = check_csr(exclude, u.shape[0], n_items)
+    return u, k, indptr, ids
+
+
 def check_csr(
     exclude: tuple[object, object] | None, n_users: int, n_items: int
 ) -> tuple[np.ndarray, np.ndarray]:

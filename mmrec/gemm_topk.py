@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrec.kernels.validate import KernelInputError, check_csr, check_inputs, empty_result
+from mmrec.kernels.validate import KernelInputError, check_for_device_items, check_inputs, empty_result
 
 # Bytes of one score block (users × items, float32).
 SCORE_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}
@@ -50,8 +50,7 @@ def topk(users: Any, items: Any, k: int, exclude: tuple[np.ndarray, np.ndarray] 
         if len(items.shape) != 2:
             raise KernelInputError(f"items must be a 2-D array (rows, dim); got shape {tuple(items.shape)}")
         n, dim = (int(x) for x in items.shape)
-        u, _, k, _, _ = check_inputs(users, np.zeros((0, dim), np.float32), k, None, "auto")
-        indptr, ids = check_csr(exclude, u.shape[0], n)
+        u, k, indptr, ids = check_for_device_items(users, n, dim, k, exclude)
         return topk_gemm(u, items, k, indptr, ids, device="cuda")
     if hasattr(items, "numpy"):  # a CPU torch tensor
         items = items.numpy()
