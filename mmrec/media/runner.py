@@ -101,7 +101,7 @@ def _tail_text(text: str, n: int = STDERR_TAIL_LINES) -> str:
 class StreamingProcess:
     """An ffmpeg process whose stdout is read incrementally by the caller (`read`).
 
-    A watchdog kills it after ``timeout`` seconds in all, or after ``stall_s`` seconds
+    A watchdog kills it after ``timeout`` seconds in all, or after STALL_S seconds
     without progress while the caller waits for output: ffmpeg reports progress on
     stderr (``-progress``) as long as it moves through the input, so a stuck read (a
     FIFO, a dead network mount) is caught in seconds even when a long file allows a long
@@ -117,12 +117,11 @@ class StreamingProcess:
         path: str | Path,
         timeout: float,
         on_stderr_line: Callable[[str], bool] | None = None,
-        stall_s: float | None = None,
     ) -> None:
         self.args = [args[0], "-progress", "pipe:2", *args[1:]]
         self.path = str(path)
         self.timeout = timeout
-        self.stall_s = STALL_S if stall_s is None else stall_s
+        self.stall_s = STALL_S
         self._on_line = on_stderr_line
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.timed_out: str | None = None  # why the watchdog killed it
@@ -174,7 +173,7 @@ class StreamingProcess:
         assert self.proc.stderr is not None
         try:
             for raw in self.proc.stderr:
-                self._last = time.monotonic()
+                self._progress()
                 line = raw.decode("utf-8", "replace").rstrip()
                 if _PROGRESS_LINE.match(line):  # -progress key=value: activity, not an error
                     continue
