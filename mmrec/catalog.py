@@ -89,7 +89,7 @@ class Catalog:
 
     @staticmethod
     def _layout(extractors: list[Any]) -> FusionLayout:
-        return FusionLayout.from_dims([(e.modality, e.preset, e.dim) for e in extractors])
+        return FusionLayout.from_extractors(extractors)
 
     def _store_for(self, extractors: list[Any]) -> CatalogStore:
         """The catalog's store (created on first ingest); its layout must match the extractors'."""

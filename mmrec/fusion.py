@@ -9,7 +9,9 @@ without re-ingesting, and one vector index serves every weighting.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,11 @@ class FusionLayout:
     """Where each modality lives in the fused vector; stored with the catalog."""
 
     blocks: tuple[Block, ...]
+
+    @classmethod
+    def from_extractors(cls, extractors: Iterable[Any]) -> FusionLayout:
+        """Layout of a set of extractors (anything with .modality, .preset and .dim)."""
+        return cls.from_dims([(e.modality, e.preset, e.dim) for e in extractors])
 
     @classmethod
     def from_dims(cls, dims: list[tuple[str, str, int]]) -> FusionLayout:

@@ -79,7 +79,7 @@ def _ingester(preset: str, device: str, lib: Path, tmp: Path) -> Any:
     from .extract import load
 
     extractors = [load(name, device, tmp)[0] for name in presets.get_set("default").presets]
-    layout = FusionLayout.from_dims([(e.modality, e.preset, e.dim) for e in extractors])
+    layout = FusionLayout.from_extractors(extractors)
 
     def ingest(path: Path, options: Any) -> Any:
         store = CatalogStore.create(path, layout, {"preset": REAL_RANDOM})

@@ -23,7 +23,7 @@ from mmrec import kernels as K
 from mmrec import scoring
 
 from .common import Report, measure
-from .score_cases import Case, cases_for, ceilings
+from .score_cases import CPU_GOAL, Case, cases_for, ceilings
 
 TORCH_CHUNK_BYTES = 2 << 30  # score block of the torch baseline, users chunked to stay under
 
@@ -205,8 +205,11 @@ def run(quick: bool, out: Path, device: str, full: bool | None = None) -> dict[s
     return rep.finish(out, cols, table, lambda ax: _plot(ax, rep.rows), "score + top-k: time vs users")
 
 
+GOAL_SIZE = (CPU_GOAL.users, CPU_GOAL.items, CPU_GOAL.dim, CPU_GOAL.k, CPU_GOAL.dtype)  # U, N, D, k, dtype
+
+
 def _is_cpu_goal(case: Case) -> bool:
-    return (case.users, case.items, case.dim, case.k, case.dtype) == (256, 100_000, 512, 20, "float32")
+    return (case.users, case.items, case.dim, case.k, case.dtype) == GOAL_SIZE
 
 
 def paired(a: Callable[[], Any], b: Callable[[], Any], rounds: int) -> dict[str, Any]:
@@ -268,7 +271,7 @@ def _goals(rep: Report, cuda: bool) -> None:
         rep.goal("backend='auto' never slower than torch matmul+topk (same dtype)", not slower,
                  "; ".join(slower) or "faster or equal in every case")
     goal_rows = {x["backend"]: x for x in rows
-                 if (x["U"], x["N"], x["D"], x["k"], x["dtype"]) == (256, 100_000, 512, 20, "float32")}
+                 if (x["U"], x["N"], x["D"], x["k"], x["dtype"]) == GOAL_SIZE}
     if "numba-cpu" in goal_rows and "numpy-matmul" in goal_rows:
         a, b = goal_rows["numba-cpu"], goal_rows["numpy-matmul"]
         pair = rep.extra.get("cpu_goal_paired")  # alternating rounds: fairer on a busy machine
