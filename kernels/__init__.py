@@ -25,7 +25,7 @@ from .validate import (
 )
 
 __all__ = [
-    "BACKENDS", "BackendUnavailableError", "CPU_SMALL_BATCH", "KernelInputError", "check_finite",
+    "BACKENDS", "BackendUnavailableError", "KernelInputError", "check_finite",
     "choose_backend", "cuda_available", "to_device", "topk",
 ]
 
@@ -56,19 +56,13 @@ def to_device(items: np.ndarray) -> object:
     return _to_device(it)
 
 
-CPU_SMALL_BATCH = 2  # users; below this (one user) with trusted items a BLAS GEMV wins
-
-
-def choose_backend(n_users: int, has_cuda: bool, trusted_items: bool = False) -> str:
-    """What backend="auto" runs: CUDA when there is a GPU; on the CPU the Numba kernel,
-    except for a single user with trusted items, where the NumPy reference's one GEMV
-    wins. Measured on 2 cores, N=100k, D=512, k=20 (ms, reference / Numba): U=1 trusted
-    9.2 / 15.5, untrusted 38.7 / 26.3 (the reference pays a separate NaN/inf pass; Numba
-    scans each tile in cache); U=2 trusted 37 / 42; U=16 64 / 38; U=64 179 / 56.
-    (`mmrec.scoring` adds the torch GEMM route on top, for GPUs.)"""
-    if has_cuda:
-        return "cuda"
-    return "numpy" if n_users < CPU_SMALL_BATCH and trusted_items else "cpu"
+def choose_backend(has_cuda: bool) -> str:
+    """What backend="auto" runs: CUDA when there is a GPU, else the Numba CPU kernel (at
+    every batch size: for a few users it reads the items once, in parallel, and scans them
+    for NaN/inf in the same pass; measured on 2 cores, N=100k, D=512, k=20 it ties the
+    NumPy reference's lone GEMV at U=1, 7.0 vs 7.6 ms with trusted items, and beats it
+    from U=2 on). (`mmrec.scoring` adds the torch GEMM route on top, for GPUs.)"""
+    return "cuda" if has_cuda else "cpu"
 
 
 def topk(
@@ -90,7 +84,7 @@ def topk(
         exclude: optional CSR `(indptr, item_ids)`: user u never gets
             `item_ids[indptr[u]:indptr[u+1]]`. indptr has length U+1; duplicate ids are
             allowed.
-        backend: "auto" (by machine and batch size: see choose_backend), "numpy" (the
+        backend: "auto" (by machine: see choose_backend), "numpy" (the
             chunked reference), "cpu" (Numba) or "cuda" (Numba CUDA).
         trusted_items: skip the NaN/inf scan of the items, for a caller that checked them
             once (`check_finite`) and scores them many times; at small U that scan costs
@@ -108,7 +102,7 @@ def topk(
         return _topk_device(users, items, k, exclude, backend)
     u, it, k, indptr, ids = check_inputs(users, items, k, exclude, backend, items_finite=False)
     if backend == "auto":
-        backend = choose_backend(u.shape[0], cuda_available(), trusted_items)
+        backend = choose_backend(cuda_available())
     if backend == "cuda" and not cuda_available():
         raise BackendUnavailableError(
             "backend='cuda' needs a CUDA GPU, but numba.cuda found none; use backend='cpu' or 'auto'"

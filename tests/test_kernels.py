@@ -48,6 +48,8 @@ CASES = [  # (U, N, D, k): N not a tile multiple, k > N, U=1, k large
     (4, 9, 3, 20),
     (3, 5000, 4, 600),
     (600, 40, 2, 3),  # more users than one CPU user block
+    (32, 4100, 6, 9),  # the most users the CPU's few-users pass takes
+    (33, 4100, 6, 9),  # one more: BLAS tiles
 ]
 
 
@@ -155,15 +157,54 @@ def test_input_errors(kwargs, match):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_item_is_rejected_in_any_tile(backend, dtype, bad):
+@pytest.mark.parametrize("n_users", [3, 40])  # the CPU's few-users pass and its BLAS tiles
+def test_non_finite_item_is_rejected_in_any_tile(backend, dtype, bad, n_users):
     # The Numba CPU kernel scans items tile by tile; a bad value deep in the array counts.
     items = np.random.default_rng(3).standard_normal((30_000, 8)).astype(dtype)
     items[27_777, 5] = bad
+    items[29_000, 1] = bad
     with pytest.raises(K.KernelInputError, match="NaN or inf"):
-        scoring.topk(np.ones((40, 8)), items, 5, backend=backend)
+        scoring.topk(np.ones((n_users, 8)), items, 5, backend=backend)
     if backend == "cpu":
         with pytest.raises(K.KernelInputError, match="row 27777"):
-            scoring.topk(np.ones((40, 8)), items, 5, backend=backend)
+            scoring.topk(np.ones((n_users, 8)), items, 5, backend=backend)
+
+
+@pytest.fixture
+def many_ranges(monkeypatch):
+    """The few-users pass split into ~16-item ranges, so small inputs cross many of them."""
+    from kernels import cpu_few
+
+    monkeypatch.setattr(cpu_few, "MIN_RANGE", 16)
+    monkeypatch.setattr(cpu_few, "RANGES_PER_THREAD", 1000)
+
+
+def test_few_users_pass_merges_ranges_exactly(many_ranges):
+    rng = np.random.default_rng(31)
+    users, items, excl = int_case(rng, 5, 1000, 3, excl_frac=0.5)  # D=3: ties everywhere
+    for k in (1, 7, 40):  # k beyond a range's 16 items leaves empty slots to merge
+        got = K.topk(users, items, k, excl, backend="cpu")
+        want = brute(users, items, k, excl)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_few_users_pass_reports_the_first_bad_row_of_all_ranges(many_ranges):
+    items = np.random.default_rng(2).standard_normal((1000, 4)).astype(np.float32)
+    items[[903, 411], [0, 2]] = [np.inf, np.nan]  # two ranges; the later row is seen first
+    with pytest.raises(K.KernelInputError, match="row 411"):
+        K.topk(np.ones((2, 4)), items, 3, backend="cpu")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_overflowing_score_is_not_a_non_finite_item():
+    # Finite vectors whose dot product overflows float32: a score of inf, not a bad input.
+    items = np.ones((500, 2), np.float32)
+    items[123] = 3e38
+    for n_users in (1, 40):
+        idx, sc = K.topk(np.full((n_users, 2), 10.0), items, 2, backend="cpu")
+        assert idx[:, 0].tolist() == [123] * n_users and np.isposinf(sc[:, 0]).all()
+        assert idx[:, 1].tolist() == [0] * n_users
 
 
 def test_cuda_without_gpu_is_a_clear_error():
@@ -220,10 +261,8 @@ def test_cpu_kernel_never_allocates_full_matrix():
 
 
 def test_auto_backend_choice():
-    assert K.choose_backend(1, has_cuda=True) == "cuda"
-    assert K.choose_backend(1, has_cuda=False, trusted_items=True) == "numpy"
-    assert K.choose_backend(1, has_cuda=False) == "cpu"  # Numba scans the items in cache
-    assert K.choose_backend(K.CPU_SMALL_BATCH, has_cuda=False, trusted_items=True) == "cpu"
+    assert K.choose_backend(has_cuda=True) == "cuda"
+    assert K.choose_backend(has_cuda=False) == "cpu"
 
 
 def test_gemm_float16_user_split_keeps_float32_precision():
@@ -279,7 +318,7 @@ def test_dispatcher_auto_on_a_cpu_machine_is_the_kernels_auto():
         pytest.skip("a GPU (or the simulator) is present: auto may take the torch route")
     rng = np.random.default_rng(4)
     users, items, excl = int_case(rng, 40, 3000, 6)
-    for n in (1, 40):  # below and above CPU_SMALL_BATCH
+    for n in (1, 40):  # the few-users pass and the BLAS tiles
         a = scoring.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
         b = K.topk(users[:n], items, 9, (excl[0][: n + 1], excl[1][: excl[0][n]]))
         np.testing.assert_array_equal(a[0], b[0])
