@@ -184,6 +184,8 @@ def run(quick: bool, out: Path, device: str, full: bool | None = None) -> dict[s
         ref = _reference(r, case, users, items32)
         footprint = _numba_cuda_footprint(fns["numba-cuda"]) if "numba-cuda" in fns else None
         for name, fn in fns.items():
+            if not (r.cuda or quick):  # let the last backend's pool stop spinning (SETTLE_S)
+                time.sleep(SETTLE_S)
             check = _check(*_to_np(fn()), *ref, backend=name)
             t = measure(fn, warmup=1, repeat=3, sync=r.sync,
                         budget_s=0.5 if quick else 1.5)
@@ -204,6 +206,11 @@ def run(quick: bool, out: Path, device: str, full: bool | None = None) -> dict[s
               x["check"]["ok"]] for x in rep.rows]
     return rep.finish(out, cols, table, lambda ax: _plot(ax, rep.rows), "score + top-k: time vs users")
 
+
+# Idle seconds before each CPU backend is timed. OpenBLAS (and torch's OpenMP) workers
+# busy-wait ~0.1 s after a call; a Numba parallel pass started meanwhile shares the cores
+# with them and ran 3x slower (U=1: 24 vs 7.4 ms), so each backend is timed on its own.
+SETTLE_S = 0.3
 
 GOAL_SIZE = (CPU_GOAL.users, CPU_GOAL.items, CPU_GOAL.dim, CPU_GOAL.k, CPU_GOAL.dtype)  # U, N, D, k, dtype
 
