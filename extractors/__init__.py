@@ -18,6 +18,7 @@ from .base import (
     MediaItem,
     Modality,
     SegmentVectors,
+    embed_texts,
     l2_normalize,
     pool_unit,
 )
@@ -49,7 +50,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "MODALITIES", "Extractor", "ExtractorRegistry", "ExtractorSet", "ItemResult", "MediaItem",
     "Modality", "PresetCatalog", "PresetInfo", "PresetStatus", "ResolvedWeights",
-    "RuntimeOptions", "SegmentVectors", "WeightsSpec", "embed_files", "l2_normalize",
+    "RuntimeOptions", "SegmentVectors", "WeightsSpec", "embed_files", "embed_texts", "l2_normalize",
     "list_presets", "list_sets", "load_extractor", "load_extractor_set", "parse_model_paths",
     "pool_unit", "preset_status", "presets", "register_extractor", "registry",
     "resolve_weights",

@@ -141,3 +141,9 @@ def pool_unit(vectors: np.ndarray, weights: np.ndarray | None = None) -> np.ndar
     v = l2_normalize(vectors)
     mean = v.mean(axis=0) if weights is None else (v * weights[:, None]).sum(0) / weights.sum()
     return l2_normalize(mean)
+
+
+def embed_texts(extractors: Sequence[Extractor], texts: list[str]) -> dict[str, np.ndarray]:
+    """texts -> {modality: float32 [len(texts), dim]} through every text tower of a set: what
+    a text query or interests text becomes (extractors without a text tower are left out)."""
+    return {e.modality: e.embed_text(texts) for e in extractors if e.has_text_tower}

@@ -12,6 +12,7 @@ import numpy as np
 
 from mmrec.errors import ConfigError
 from mmrec.evaluate import EvalReport
+from mmrec.extractors import embed_texts
 from mmrec.fusion import FusionLayout, parse_weights
 from mmrec.index import DEFAULT_KIND as DEFAULT_INDEX_KIND
 from mmrec.index import IndexReport, build_indexes, vector_index_status
@@ -179,7 +180,7 @@ class Catalog:
         if text is not None:
             extractors = self.extractors(preset, store)
             self._check_fingerprints(store, extractors)
-            vectors = {e.modality: e.embed_text([text])[0] for e in extractors if e.has_text_tower}
+            vectors = {m: v[0] for m, v in embed_texts(extractors, [text]).items()}
             notes += [f"{e.preset} runs on random weights: its {e.modality} scores are meaningless"
                       for e in extractors if e.is_random and w.get(e.modality, 1.0)]
         else:
@@ -250,7 +251,7 @@ class Catalog:
         def encode(texts: list[str]) -> dict[str, np.ndarray]:
             extractors = self.extractors(preset, store)
             self._check_fingerprints(store, extractors)
-            return {e.modality: e.embed_text(texts) for e in extractors if e.has_text_tower}
+            return embed_texts(extractors, texts)
 
         return encode
 

@@ -22,8 +22,8 @@ ROW_KEYS = {
     "ingest": {"files", "seconds", "files_per_s", "media_hours_per_hour", "stages", "bottleneck", "gpu"},
     "score": {"backend", "U", "N", "D", "k", "dtype", "median_ms", "min_ms", "max_ms", "gb_s", "tflop_s",
               "x_floor", "peak_bytes", "check"},
-    "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "recall_at_10",
-              "index_build_s"},
+    "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "ann_text_ms",
+              "recall_at_10", "index_build_s"},
 }
 
 
@@ -71,6 +71,23 @@ def test_unknown_device_is_a_usage_error(tmp_path):
 def test_query_quick_index_keeps_recall(out_dir):
     data = json.loads((out_dir / "query.json").read_text())
     assert all(r["recall_at_10"] >= 0.95 for r in data["results"]), data["results"]
+
+
+def test_query_bench_text_query_is_what_catalog_search_runs(tmp_path):
+    # The bench times text queries outside Catalog (its real-size towers may have random
+    # weights, which no preset names); it must find what Catalog.search(text=) finds.
+    from mmrec.extractors import load_extractor_set
+
+    import mmrec
+    from mmrec.bench.query import TextQuery, build_catalog
+
+    text = TextQuery(load_extractor_set("offline-tiny", device="cpu"))
+    store = build_catalog(tmp_path / "c.lance", 300, [(e.modality, e.dim) for e in text.extractors])
+    for words in ("rain on a tin roof", "football highlights"):
+        got = [h.item_id for h in text.search(store, words, exact=True)]
+        want = mmrec.Catalog(tmp_path / "c.lance", device="cpu").search(
+            text=words, preset="offline-tiny", exact=True, best_segment=False)
+        assert len(got) == 10 and got == [h.item_id for h in want.hits]
 
 
 def test_paired_timing_tells_the_faster_of_two():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,11 @@ def load(name: str, device: str, tmp: Path) -> tuple[Any, bool]:
         log.info("%s: real weights unavailable (%s); using random weights", name, e)
     preset, paths = _random_variant(name, tmp)
     return load_extractor(preset, device=device, model_paths=paths), True
+
+
+def load_set(names: Sequence[str], device: str, tmp: Path) -> list[Any]:
+    """Every extractor of names through `load` (random weights where the real ones are absent)."""
+    return [load(name, device, tmp)[0] for name in names]
 
 
 def _inputs(ex: Any, n: int, rng: np.random.Generator) -> tuple[str, Any, Any]:

@@ -76,9 +76,9 @@ def _ingester(preset: str, device: str, lib: Path, tmp: Path) -> Any:
     from mmrec.ingest import ingest_directory
     from mmrec.store import CatalogStore
 
-    from .extract import load
+    from .extract import load_set
 
-    extractors = [load(name, device, tmp)[0] for name in presets.get_set("default").presets]
+    extractors = load_set(presets.get_set("default").presets, device, tmp)
     layout = FusionLayout.from_extractors(extractors)
 
     def ingest(path: Path, options: Any) -> Any:
