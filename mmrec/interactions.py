@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from mmrec.errors import MmrecError
 
 EVENTS = ("view", "like", "dislike", "skip", "comment", "share")
@@ -79,6 +82,14 @@ def is_positive(event: str, value: float | None) -> bool:
     if event == "view":
         return value is None or value >= POSITIVE_VIEW_FRACTION
     return event in POSITIVE_EVENTS
+
+
+def positive_rows(events: pa.Array | pa.ChunkedArray, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`is_positive` over Arrow columns (a null value is no fraction), for whole-table counts."""
+    view = pc.equal(events, "view")
+    enough = pc.or_kleene(pc.is_null(values), pc.greater_equal(values, POSITIVE_VIEW_FRACTION))
+    other = pc.is_in(events, value_set=pa.array(sorted(POSITIVE_EVENTS)))
+    return pc.fill_null(pc.if_else(view, enough, other), False)
 
 
 def parse_timestamp(raw: Any) -> float:

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mmrec.errors import ConfigError
 from mmrec.evaluate import EvalReport, evaluate, parse_holdout
 from mmrec.index import search_kind
-from mmrec.interactions import Interaction, RejectedRow, parse_interactions
+from mmrec.interactions import Interaction, RejectedRow, parse_interactions, positive_rows
 from mmrec.recommend_core import (
     Recommendation,
     RecommendOptions,
@@ -132,9 +133,20 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
     return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
 
 
-def stored_interactions(store: CatalogStore) -> list[Interaction]:
+def stored_interactions(store: CatalogStore, user: str | None = None,
+                        items: Iterable[str] | None = None) -> list[Interaction]:
+    """Stored interactions: all, or one user's and/or those on these items (see store)."""
     return [Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"], r["text"])
-            for r in store.interactions()]
+            for r in store.interactions(user, items)]
+
+
+def popularity_top(store: CatalogStore) -> float:
+    """The largest popularity count of any item (distinct users with a positive event),
+    counted in Arrow over three columns, without building an object per interaction."""
+    t = store.interaction_columns(["user_id", "item_id", "event", "value"])
+    pairs = t.filter(positive_rows(t["event"], t["value"])).group_by(["item_id", "user_id"]).aggregate([])
+    counts = pairs.group_by("item_id").aggregate([("user_id", "count")])["user_id_count"]
+    return float(pc.max(counts).as_py() or 0) if len(counts) else 0.0
 
 
 # -- recommending --------------------------------------------------------------------
@@ -194,8 +206,11 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
         raise ConfigError("give --user ID or --interests TEXT")
     layout = store.layout
     now = time.time() if now is None else now
-    interactions = stored_interactions(store)
     two_stage = search_kind(store, store.items, None) is not None
+    if two_stage:  # this user's rows now; everyone's rows on the candidates further down
+        interactions = stored_interactions(store, user=user) if user is not None else []
+    else:
+        interactions = stored_interactions(store)
     mine = {r.item_id for r in interactions if r.user_id == user}
     items = load_items(store, mine) if two_stage else load_items(store)
     histories = histories_from_interactions(interactions, items.index)
@@ -220,21 +235,14 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     if two_stage:  # the index's nearest items, then every stage on those candidates only
         fetch = max(options.k, options.k * options.candidate_factor) + len(mine)
         items = load_items(store, mine | set(nearest_ids(store, users[0], fetch)))
-        top = _top_popularity(interactions)
-        histories = histories_from_interactions(interactions, items.index)
+        top = popularity_top(store)
+        histories = histories_from_interactions(stored_interactions(store, items=items.ids), items.index)
     hist = histories.get(user) if user is not None else None
     recs = recommend(users, items.vectors, layout, options, histories=[hist],
                      popularity=popularity_counts(histories, len(items.ids)), popularity_top=top,
                      ingest_times=items.ingested_at, now=now, titles=items.titles, kinds=items.kinds)
     used = len(hist.events) if hist is not None else 0
     return UserRecommendations(name, recs[0], items, used, random_weight_notes(store))
-
-
-def _top_popularity(interactions: Sequence[Interaction]) -> float:
-    """The largest popularity count of any item (distinct users with a positive event)."""
-    index = {i: n for n, i in enumerate(dict.fromkeys(r.item_id for r in interactions))}
-    counts = popularity_counts(histories_from_interactions(interactions, index), len(index))
-    return float(counts.max()) if counts.size else 0.0
 
 
 def random_weight_notes(store: CatalogStore) -> list[str]:

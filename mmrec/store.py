@@ -364,9 +364,29 @@ class CatalogStore:
              .execute(pa.Table.from_pylist(rows, schema=INTERACTIONS_SCHEMA)))
         return table.count_rows() - before
 
-    def interactions(self) -> list[dict[str, Any]]:
+    def interactions(self, user: str | None = None,
+                     items: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Interaction rows: all of them, or only one user's and/or those on these item ids
+        (filtered inside LanceDB, so a recommendation need not read every row)."""
         table = self.interactions_table()
-        return [] if table is None else table.to_arrow().to_pylist()
+        if table is None:
+            return []
+        preds = [] if user is None else [f"user_id = {_sql_str(user)}"]
+        if items is not None:
+            ids = list(items)
+            if not ids:
+                return []
+            preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
+        if not preds:
+            return table.to_arrow().to_pylist()
+        return table.search().where(" AND ".join(preds)).limit(None).to_arrow().to_pylist()
+
+    def interaction_columns(self, columns: list[str]) -> pa.Table:
+        """These columns of every interaction, as Arrow (for whole-table counts)."""
+        table = self.interactions_table()
+        if table is None:
+            return INTERACTIONS_SCHEMA.empty_table().select(columns)
+        return table.search().select(columns).limit(None).to_arrow()
 
     def check_layout(self, layout: FusionLayout) -> None:
         if layout != self.layout:

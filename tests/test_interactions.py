@@ -149,3 +149,14 @@ def test_positive_events_and_grouping() -> None:
     grouped = by_user(rows)
     assert [r.item_id for r in grouped["u"]] == ["a", "c", "b"]
     assert list(grouped) == ["v", "u"]
+
+
+def test_positive_rows_over_arrow_agree_with_is_positive():
+    import pyarrow as pa
+
+    from mmrec.interactions import EVENTS, is_positive, positive_rows
+
+    grid = [(e, v) for e in EVENTS for v in (None, 0.0, 0.2, 0.5, 0.9, 1.0)]
+    got = positive_rows(pa.array([e for e, _ in grid]), pa.array([v for _, v in grid], pa.float64()))
+    assert got.to_pylist() == [is_positive(e, v) for e, v in grid]
+    assert sum(got.to_pylist()) > 0 and not all(got.to_pylist())

@@ -93,3 +93,22 @@ def test_cold_start_interests_vector_also_uses_candidates(store, monkeypatch):
 
     recs = recommend_for_user(store, RecommendOptions(k=5), interests="jazz, hiking", encode=encode)
     assert len(recs.recommendations) == 5 and len(recs.items.ids) < N / 4
+
+
+def test_filtered_interaction_reads_and_the_arrow_popularity_count(store):
+    from mmrec.recommend_core import histories_from_interactions, popularity_counts
+    from mmrec.recommending import popularity_top, stored_interactions
+
+    rows = store.interactions()
+    keys = lambda rs: sorted(r["key"] for r in rs)  # noqa: E731
+    assert keys(store.interactions(user="user3")) == keys(r for r in rows if r["user_id"] == "user3")
+    few = ["item00005", "item01234", "item00002"]
+    assert keys(store.interactions(items=few)) == keys(r for r in rows if r["item_id"] in few)
+    both = store.interactions(user="user20", items=few)
+    assert keys(both) == keys(r for r in rows if r["user_id"] == "user20" and r["item_id"] in few)
+    assert len(both) == 2 and store.interactions(items=[]) == []
+    assert store.interactions(user="o'brien") == []  # quoted, not an SQL error
+    everything = stored_interactions(store)
+    index = {i: n for n, i in enumerate(dict.fromkeys(r.item_id for r in everything))}
+    want = popularity_counts(histories_from_interactions(everything, index), len(index)).max()
+    assert popularity_top(store) == want == 28  # the three items viewed by users 12-39
