@@ -89,6 +89,25 @@ def test_clip_same_seed_same_model(clip: Extractor) -> None:
     assert t.shape == (2, clip.dim) and _unit(t) and not np.allclose(t[0], t[1])
 
 
+def test_clip_text_without_padding_equals_the_whole_tower(clip: Extractor) -> None:
+    import torch
+
+    texts = ["", "jazz", "rain on a tin roof at night", "long " * 120]  # the last is cut at 77
+    seen: list[int] = []
+    hook = clip.model.transformer.register_forward_hook(lambda m, a, o: seen.append(a[0].shape[1]))
+    try:
+        got = clip.embed_text(texts)
+        short = clip.embed_text(texts[:3])
+    finally:
+        hook.remove()
+    with torch.no_grad():
+        full = clip.model.encode_text(clip.tokenizer(texts)).float()
+    want = (full / full.norm(dim=-1, keepdim=True)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(short, want[:3], atol=1e-5)  # each row alone of the others
+    assert seen == [77, 9]  # the long text needs every position; short ones need few
+
+
 def test_clip_skips_near_black_frames(clip: Extractor, black_then_pattern: Path) -> None:
     prepared = clip.prepare(_item(black_then_pattern))
     assert len(prepared.times) >= 1 and prepared.times.min() >= 1.9
