@@ -1,6 +1,6 @@
 """Numba CPU top-k: BLAS scores one (user block × item tile) at a time, a fused Numba pass
 masks exclusions and feeds a per-user k-heap; no U×N matrix exists. Batches of at most
-FEW_USERS users over float32 items go to `cpu_few` (one pass, no GEMM) instead.
+cpu_few.FEW_USERS users over float32 items go to `cpu_few` (one pass, no GEMM) instead.
 
 Why the selection runs on the calling thread: the tile GEMM is ~90% of the work and
 BLAS already spreads it over all cores; a second (Numba) thread pool taking turns with
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cpu_few import FEW_USERS, topk_cpu_few
+from . import cpu_few
 from .cpu_heap import finalize, first_non_finite, select_tile
 from .validate import EMPTY, check_finite, empty_result, non_finite, sort_rows
 
@@ -42,8 +42,8 @@ def topk_cpu(
         if scan_items:
             check_finite("items", items)
         return out_i, out_s
-    if n_users <= FEW_USERS and items.dtype == np.float32:
-        return topk_cpu_few(users, items, k, indptr, ids, scan_items)
+    if items.dtype == np.float32 and cpu_few.fits(n_users, k):
+        return cpu_few.topk_cpu_few(users, items, k, indptr, ids, scan_items)
     ub = min(n_users, MAX_USER_BLOCK)
     tile = max(256, min(n_items, TILE_BYTES // (4 * ub)))
     buf = np.empty((ub, tile), np.float32)

@@ -189,6 +189,24 @@ def test_few_users_pass_merges_ranges_exactly(many_ranges):
         np.testing.assert_array_equal(got[1], want[1])
 
 
+def test_huge_k_leaves_the_few_users_pass_for_the_blas_tiles(monkeypatch):
+    from kernels import cpu_few
+
+    rng = np.random.default_rng(32)
+    users, items, excl = int_case(rng, 3, 3000, 4)
+    want = K.topk(users, items, 2500, excl, backend="numpy")
+    assert cpu_few.fits(3, 2500)
+    monkeypatch.setattr(cpu_few, "HEAP_BUDGET", 3 * 2500 * 12)  # one range's worth: too little
+
+    def no(*a, **kw):
+        raise AssertionError("the few-users pass ran past its heap budget")
+
+    monkeypatch.setattr(cpu_few, "topk_cpu_few", no)
+    got = K.topk(users, items, 2500, excl, backend="cpu")
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_few_users_pass_reports_the_first_bad_row_of_all_ranges(many_ranges):
     items = np.random.default_rng(2).standard_normal((1000, 4)).astype(np.float32)
     items[[903, 411], [0, 2]] = [np.inf, np.nan]  # two ranges; the later row is seen first

@@ -103,6 +103,7 @@ def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> 
               help="Rebuild the ANN index of catalogs kept under --out from an earlier run.")
 def query_cmd(quick: bool, out: Path, device: str | None, sizes: str | None, index: str,
               rebuild_index: bool) -> None:
-    """Search latency p50/p95/p99, exact and indexed, and the index's recall@10."""
+    """Search latency p50/p95/p99 (by item, by vector, by text end to end), exact and
+    indexed, and the index's recall@10."""
     parsed = [int(s) for s in sizes.split(",")] if sizes else None
     _run("query", quick, out, device, sizes=parsed, index=index, rebuild=rebuild_index)
