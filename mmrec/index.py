@@ -108,7 +108,11 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
         else:
             log.info("%s: %d rows, too few for an ANN index (needs %d)", table.name, rows, MIN_INDEX_ROWS)
         reports.append(IndexReport(table.name, column, rows, built, time.perf_counter() - t0))
-    for table, column in ((store.items, "id"), (store.items, "path"), (store.segments, "item_id")):
+    scalar = [(store.items, "id"), (store.items, "path"), (store.segments, "item_id")]
+    interactions = store.interactions_table()
+    if interactions is not None:  # a user's rows, and everyone's on the candidates (recommend)
+        scalar += [(interactions, "user_id"), (interactions, "item_id")]
+    for table, column in scalar:
         if table.count_rows():
             table.create_index(column, config=BTree(), replace=True)
     store.set_meta({"index": {"kind": spec.name, "built_at": time.time(),

@@ -130,6 +130,8 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
              "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": str(path)}
             for r in parsed.rows]
     new = store.add_interactions(rows)
+    store.set_meta({POPULARITY_TOP: {"rows": store.interaction_rows(),
+                                     "count": count_popularity_top(store)}})
     return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
 
 
@@ -140,9 +142,21 @@ def stored_interactions(store: CatalogStore, user: str | None = None,
             for r in store.interactions(user, items)]
 
 
+POPULARITY_TOP = "popularity_top"  # meta key: {"rows": interactions counted, "count": n}
+
+
 def popularity_top(store: CatalogStore) -> float:
-    """The largest popularity count of any item (distinct users with a positive event),
-    counted in Arrow over three columns, without building an object per interaction."""
+    """The largest popularity count of any item (distinct users with a positive event):
+    kept in the catalog's meta by each import with the number of rows it counted, and
+    counted afresh when rows were added since (or were never counted)."""
+    kept = store.meta().get(POPULARITY_TOP)
+    if isinstance(kept, dict) and kept.get("rows") == store.interaction_rows():
+        return float(kept["count"])
+    return count_popularity_top(store)
+
+
+def count_popularity_top(store: CatalogStore) -> float:
+    """popularity_top counted in Arrow over three columns (no object per interaction)."""
     t = store.interaction_columns(["user_id", "item_id", "event", "value"])
     pairs = t.filter(positive_rows(t["event"], t["value"])).group_by(["item_id", "user_id"]).aggregate([])
     counts = pairs.group_by("item_id").aggregate([("user_id", "count")])["user_id_count"]

@@ -381,6 +381,13 @@ class CatalogStore:
             return table.to_arrow().to_pylist()
         return table.search().where(" AND ".join(preds)).limit(None).to_arrow().to_pylist()
 
+    def interaction_rows(self) -> int:
+        """How many interactions are stored. Rows are only ever added, keyed by their
+        content, so this count changes exactly when the interactions do (index builds
+        and compactions, which bump the table version, leave it alone)."""
+        table = self.interactions_table()
+        return 0 if table is None else table.count_rows()
+
     def interaction_columns(self, columns: list[str]) -> pa.Table:
         """These columns of every interaction, as Arrow (for whole-table counts)."""
         table = self.interactions_table()

@@ -112,3 +112,30 @@ def test_filtered_interaction_reads_and_the_arrow_popularity_count(store):
     index = {i: n for n, i in enumerate(dict.fromkeys(r.item_id for r in everything))}
     want = popularity_counts(histories_from_interactions(everything, index), len(index)).max()
     assert popularity_top(store) == want == 28  # the three items viewed by users 12-39
+
+
+def test_popularity_top_is_kept_until_interactions_are_added(tmp_path, monkeypatch):
+    from mmrec import recommending
+    from mmrec.recommending import POPULARITY_TOP, popularity_top
+
+    layout = FusionLayout.from_dims([("text", "synthetic-text", 4)])
+    s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
+    v = {"text": np.array([1, 0, 0, 0], np.float32)}
+    s.write([ItemRecord(id=f"i{n}", path=f"/l/{n}.mp4", size=n, mtime=0.0, duration=1.0, kind="video",
+                        title="", text="", tags=[], vectors=v, fused=layout.fuse(v), fingerprints={})
+             for n in range(3)], [])
+    assert popularity_top(s) == 0.0  # no interactions table yet
+    path = tmp_path / "i.csv"
+    path.write_text("user_id,item,event,value,timestamp\n" + "".join(
+        f"u{u},i{u % 2},like,,2026-10-0{u + 1}T10:00:00Z\n" for u in range(5)))
+    import_interactions(s, path)
+    kept = s.meta()[POPULARITY_TOP]
+    assert kept == {"rows": 5, "count": 3} and popularity_top(s) == 3
+    build_indexes(s)  # a new table version, the same rows: the kept count still serves
+    with monkeypatch.context() as m:
+        m.setattr(recommending, "count_popularity_top", lambda store: pytest.fail("counted again"))
+        assert s.interaction_rows() == 5 and popularity_top(s) == 3
+    s.add_interactions([{"key": f"k{u}", "user_id": f"w{u}", "item_id": "i2", "event": "view", "value": 0.9,
+                         "timestamp": 1.7e9, "text": None, "source": "test"} for u in range(4)])
+    assert s.meta()[POPULARITY_TOP] == kept  # written behind the import's back: stale...
+    assert popularity_top(s) == 4  # ...so counted afresh
