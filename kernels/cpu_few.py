@@ -25,6 +25,9 @@ BLOCK = 64  # items scored per step of a range: the U×BLOCK scores stay in L1
 MIN_RANGE = 1024  # items per parallel range, at least
 RANGES_PER_THREAD = 4  # ranges per Numba thread, for load balance
 HEAP_BUDGET = 64 << 20  # bytes of per-range heaps (R × U × k × 12); past it, BLAS tiles serve
+# Reassociation lets LLVM vectorise the float32 dot products (the summation order differs
+# from BLAS's as BLAS's differs from NumPy's); no nnan/ninf, so NaN and inf stay visible.
+_MATH = {"reassoc", "contract"}
 
 
 def fits(n_users: int, k: int) -> bool:
@@ -32,10 +35,6 @@ def fits(n_users: int, k: int) -> bool:
     (a huge k on many cores would otherwise hold R × U × k entries)."""
     ranges = RANGES_PER_THREAD * numba.get_num_threads()
     return n_users <= FEW_USERS and ranges * n_users * k * 12 <= HEAP_BUDGET
-
-# Reassociation lets LLVM vectorise the float32 dot products (the summation order differs
-# from BLAS's as BLAS's differs from NumPy's); no nnan/ninf, so NaN and inf stay visible.
-_MATH = {"reassoc", "contract"}
 
 
 @njit(inline="always", fastmath=_MATH)

@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 
 from .common import Report
+from .extract import WORDS
 
 log = logging.getLogger(__name__)
 TOPICS = 200
 SET_FULL, SET_QUICK = "default", "offline-tiny"  # extractor sets: layout and text towers
 GOAL_ITEMS, GOAL_P95_MS, GOAL_RECALL = 1_000_000, 50.0, 0.95
-TEXT_WORDS = ("music video travel cooking football night city rain piano guitar lesson mountain "
-              "timelapse podcast recipe goals highlights jazz ambience sleep focus vlog").split()
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -120,7 +119,7 @@ class TextQuery:
 
 def _texts(n: int, seed: int = 2) -> list[str]:
     rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(TEXT_WORDS, rng.integers(2, 6))) for _ in range(n)]
+    return [" ".join(rng.choice(WORDS, rng.integers(2, 6))) for _ in range(n)]
 
 
 def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: TextQuery,
