@@ -225,6 +225,22 @@ def test_overflowing_score_is_not_a_non_finite_item():
         assert idx[:, 1].tolist() == [0] * n_users
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_torch_route_merges_many_score_blocks_exactly(monkeypatch, dtype):
+    pytest.importorskip("torch")
+    from mmrec import gemm_topk
+
+    # 4 bytes x 150 scores: blocks of one user x 150 items, so both loops run many times
+    monkeypatch.setitem(gemm_topk.SCORE_BYTES, "cpu", 4 * 150)
+    rng = np.random.default_rng(33)
+    users, items, excl = int_case(rng, 9, 1000, 3, dtype=dtype)  # D=3: ties across blocks
+    for k in (1, 12, 200):  # 200 > one block's 150 items: padding merged across blocks
+        got = scoring.topk(users, items, k, excl, backend="torch")
+        want = brute(users, items, k, excl)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_cuda_without_gpu_is_a_clear_error():
     if K.cuda_available():
         pytest.skip("a CUDA device (or the simulator) is present")  # only the inverse case
