@@ -23,7 +23,7 @@ ROW_KEYS = {
     "score": {"backend", "U", "N", "D", "k", "dtype", "median_ms", "min_ms", "max_ms", "gb_s", "tflop_s",
               "x_floor", "peak_bytes", "check"},
     "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "ann_text_ms",
-              "recall_at_10", "index_build_s"},
+              "recall_at_10", "recall_text_at_10", "index_build_s"},
 }
 
 

@@ -109,12 +109,15 @@ class TextQuery:
 
         return {m: v[0] for m, v in embed_texts(self.extractors, [text]).items()}
 
-    def search(self, store: Any, text: str, exact: bool) -> Any:
+    def query_vector(self, store: Any, text: str) -> np.ndarray:
         from mmrec.fusion import parse_weights
+
+        return store.layout.query(self.vectors(text), parse_weights(None, store.layout.modalities))
+
+    def search(self, store: Any, text: str, exact: bool) -> Any:
         from mmrec.search import nearest_items
 
-        query = store.layout.query(self.vectors(text), parse_weights(None, store.layout.modalities))
-        return nearest_items(store, query, 10, with_segments=False, exact=exact)
+        return nearest_items(store, self.query_vector(store, text), 10, with_segments=False, exact=exact)
 
 
 def _texts(n: int, seed: int = 2) -> list[str]:
@@ -162,6 +165,12 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
     hits = [len({h.item_id for h in by_vector(True)(q)} & {h.item_id for h in by_vector(False)(q)}) / 10
             for q in qvecs[:min(100, 3 * n_exact)]]
     row["recall_at_10"] = float(np.mean(hits))
+    # Text queries are cross-modal: their vectors lie away from the items', where a graph
+    # index finds fewer of the true neighbours; measured apart from the near queries above.
+    vecs = [text.query_vector(store, t) for t in _texts(min(30, n_exact), seed=3)]
+    row["recall_text_at_10"] = float(np.mean([
+        len({h.item_id for h in by_vector(True)(q)} & {h.item_id for h in by_vector(False)(q)}) / 10
+        for q in vecs]))
     return row
 
 
@@ -192,10 +201,11 @@ def run(quick: bool, out: Path, device: str, sizes: list[int] | None = None,
     rep.notes.append(f"a text query = its embedding by {len(rep.params['text_towers'])} text towers "
                      f"(p50 {rep.extra['text_embedding_ms']['p50']:.1f} ms on {device}) + the search")
     columns = ["items", "exact p50 ms", "exact p95 ms", "ANN p50 ms", "ANN p95 ms", "ANN p99 ms",
-               "by item p95 ms", "text p95 ms", "recall@10", "index build s"]
+               "by item p95 ms", "text p95 ms", "recall@10", "text recall@10", "index build s"]
     table = [[r["items"], r["exact_vector_ms"]["p50"], r["exact_vector_ms"]["p95"], r["ann_vector_ms"]["p50"],
               r["ann_vector_ms"]["p95"], r["ann_vector_ms"]["p99"], r["ann_item_ms"]["p95"],
-              r["ann_text_ms"]["p95"], r["recall_at_10"], r["index_build_s"]] for r in rep.rows]
+              r["ann_text_ms"]["p95"], r["recall_at_10"], r["recall_text_at_10"], r["index_build_s"]]
+             for r in rep.rows]
 
     def draw(ax: Any) -> None:
         x = [r["items"] for r in rep.rows]
@@ -220,4 +230,5 @@ def _goal(rep: Report) -> None:
     item, vec, txt = (r[f"ann_{q}_ms"]["p95"] for q in ("item", "vector", "text"))
     rep.goal(name, max(item, vec) <= GOAL_P95_MS and r["recall_at_10"] >= GOAL_RECALL,
              f"search p95 {item:.1f} ms by item, {vec:.1f} ms by vector, recall@10 "
-             f"{r['recall_at_10']:.3f}; a text query end to end p95 {txt:.1f} ms")
+             f"{r['recall_at_10']:.3f}; a text query end to end p95 {txt:.1f} ms, its recall@10 "
+             f"{r['recall_text_at_10']:.3f}")
