@@ -13,18 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from . import cpu_few
-from .cpu_heap import finalize, first_non_finite, select_tile
+from .cpu_heap import EXPONENT, finalize, first_non_finite, select_tile
 from .validate import EMPTY, check_finite, empty_result, non_finite, sort_rows
 
 # Bytes of the per-tile score buffer (user block × item tile, float32).
 TILE_BYTES = 4 << 20
 MAX_USER_BLOCK = 512
 
-_EXPONENT = {np.dtype(np.float32): (np.uint32, 0x7F800000), np.dtype(np.float16): (np.uint16, 0x7C00)}
-
-
 def _check_tile(part: np.ndarray, row0: int) -> None:
-    bits, mask = _EXPONENT[part.dtype]
+    bits, mask = EXPONENT[part.dtype]
     bad = first_non_finite(part.view(bits), bits(mask))
     if bad >= 0:
         raise non_finite("items", row0 + bad)

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .cpu_heap import finalize, first_non_finite, select_tile, sift_down, worse
+from .cpu_heap import EXPONENT, finalize, first_non_finite, select_tile, sift_down, worse
 from .validate import EMPTY, non_finite, sort_rows
 
 # At most this many users take this kernel (float32 items). 2 cores, N=100k, D=512, k=20
@@ -84,17 +84,16 @@ def _all_finite(row, n):  # noqa: ANN001
 
 
 @njit(cache=True, parallel=True, fastmath=_MATH)
-def _ranges(users, items, bits, indptr, excl, scan, step, heap_s, heap_i, bad):  # noqa: ANN001
+def _ranges(users, items, bits, mask, indptr, excl, scan, step, heap_s, heap_i, bad):  # noqa: ANN001
     """Score and select each item range [r*step, (r+1)*step) into heap_s/heap_i[r]; with
     scan, a range meeting a NaN/inf item row records it in bad[r] and stops (`bits` is
-    `items` viewed as uint32, for that check).
+    `items` viewed as uint32 and `mask` float32's exponent bits, for that check).
 
     A non-finite item row gives a non-finite score for every finite user, so the scan
     looks at user 0's scores only and checks the rows of a block whose scores are not all
     finite (a finite row whose score overflowed is not an error)."""
     n_items = items.shape[0]
     n_users = users.shape[0]
-    mask = np.uint32(0x7F800000)
     for r in prange(heap_s.shape[0]):
         i0 = r * step
         i1 = min(n_items, i0 + step)
@@ -143,7 +142,8 @@ def topk_cpu_few(
     heap_i = np.full((n_ranges, n_users, k), EMPTY, np.int64)
     bad = np.full(n_ranges, -1, np.int64)
     excl = sort_rows(indptr, ids)
-    _ranges(users, items, items.view(np.uint32), indptr, excl, scan_items, step, heap_s, heap_i, bad)
+    bits, mask = EXPONENT[items.dtype]
+    _ranges(users, items, items.view(bits), bits(mask), indptr, excl, scan_items, step, heap_s, heap_i, bad)
     if (bad >= 0).any():
         raise non_finite("items", int(bad[bad >= 0].min()))
     _merge(heap_s, heap_i)

@@ -11,6 +11,8 @@ from .validate import EMPTY
 
 # Scores checked at once against a user's k-th best before any per-item branch.
 SCAN = 32
+# Per item dtype: (unsigned int of its width, its exponent bits), for first_non_finite.
+EXPONENT = {np.dtype(np.float32): (np.uint32, 0x7F800000), np.dtype(np.float16): (np.uint16, 0x7C00)}
 
 
 @njit(inline="always")

@@ -156,6 +156,11 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _sql_list(values: Iterable[str]) -> str:
+    """The inside of an SQL `IN (...)`: the values quoted, comma-separated."""
+    return ", ".join(map(_sql_str, values))
+
+
 class CatalogStore:
     """The LanceDB tables of one catalog directory."""
 
@@ -222,8 +227,8 @@ class CatalogStore:
         modalities removed, all modalities by default), then the item rows."""
         if not items:
             return
-        ids = ", ".join(_sql_str(i.id) for i in items)
-        only = f" AND modality IN ({', '.join(map(_sql_str, modalities))})" if modalities else ""
+        ids = _sql_list(i.id for i in items)
+        only = f" AND modality IN ({_sql_list(modalities)})" if modalities else ""
         self.segments.delete(f"item_id IN ({ids}){only}")
         if segments:
             self.segments.add(self._segments_table(segments))
@@ -265,7 +270,7 @@ class CatalogStore:
                .limit(None).to_arrow().to_pylist()]
         if not ids:
             return 0
-        quoted = ", ".join(_sql_str(i) for i in ids)
+        quoted = _sql_list(ids)
         self.segments.delete(f"item_id IN ({quoted})")
         self.items.delete(f"id IN ({quoted})")
         return len(ids)
@@ -315,7 +320,7 @@ class CatalogStore:
         if not ids:  # no query at all: `id IN ()` is no SQL, and a predicate would scan the table
             empty = self.items.schema.empty_table()
             return empty.select(columns) if columns else empty
-        q = self.items.search().where(f"id IN ({', '.join(_sql_str(i) for i in ids)})").limit(None)
+        q = self.items.search().where(f"id IN ({_sql_list(ids)})").limit(None)
         if columns:
             q = q.select(columns)
         return q.to_arrow()
@@ -376,7 +381,7 @@ class CatalogStore:
             ids = list(items)
             if not ids:
                 return []
-            preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
+            preds.append(f"item_id IN ({_sql_list(ids)})")
         if not preds:
             return table.to_arrow().to_pylist()
         return table.search().where(" AND ".join(preds)).limit(None).to_arrow().to_pylist()

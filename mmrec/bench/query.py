@@ -162,15 +162,15 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
     row["ann_vector_ms"] = latencies_ms(by_vector(False), qvecs)
     row["ann_item_ms"] = latencies_ms(by_item(False), ids)
     row["ann_text_ms"] = latencies_ms(lambda t: text.search(store, t, exact=False), _texts(queries))
-    hits = [len({h.item_id for h in by_vector(True)(q)} & {h.item_id for h in by_vector(False)(q)}) / 10
-            for q in qvecs[:min(100, 3 * n_exact)]]
-    row["recall_at_10"] = float(np.mean(hits))
+    def recall(vectors: list[np.ndarray]) -> float:
+        """Mean share of the exact top 10 that the index search also returns."""
+        return float(np.mean([len({h.item_id for h in by_vector(True)(q)}
+                                  & {h.item_id for h in by_vector(False)(q)}) / 10 for q in vectors]))
+
+    row["recall_at_10"] = recall(qvecs[:min(100, 3 * n_exact)])
     # Text queries are cross-modal: their vectors lie away from the items', where a graph
     # index finds fewer of the true neighbours; measured apart from the near queries above.
-    vecs = [text.query_vector(store, t) for t in _texts(min(30, n_exact), seed=3)]
-    row["recall_text_at_10"] = float(np.mean([
-        len({h.item_id for h in by_vector(True)(q)} & {h.item_id for h in by_vector(False)(q)}) / 10
-        for q in vecs]))
+    row["recall_text_at_10"] = recall([text.query_vector(store, t) for t in _texts(min(30, n_exact), seed=3)])
     return row
 
 
