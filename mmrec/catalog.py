@@ -15,7 +15,7 @@ from mmrec.evaluate import EvalReport
 from mmrec.extractors import embed_texts
 from mmrec.fusion import FusionLayout, parse_weights
 from mmrec.index import DEFAULT_KIND as DEFAULT_INDEX_KIND
-from mmrec.index import IndexReport, build_indexes, vector_index_status
+from mmrec.index import IndexReport, build_indexes, calibrate_indexes, vector_index_status
 from mmrec.ingest import (
     IngestOptions,
     IngestSummary,
@@ -234,10 +234,12 @@ class Catalog:
                 out[e.modality] = e.embed_media([media])[0].item_vector
         return out
 
-    def index(self, kind: str = DEFAULT_INDEX_KIND) -> list[IndexReport]:
-        """Build the ANN indexes (items and segments); see mmrec.index for when search uses them."""
+    def index(self, kind: str = DEFAULT_INDEX_KIND, calibrate_only: bool = False) -> list[IndexReport]:
+        """Build the ANN indexes (items and segments) and measure their search breadth, or
+        only measure it again; see mmrec.index for when search uses them."""
         with write_lock(self.path):
-            return build_indexes(self._open(), kind)
+            store = self._open()
+            return calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)
 
     def errors(self) -> list[dict[str, Any]]:
         """Every recorded failure: path, stage, error type, message, time."""

@@ -2,7 +2,8 @@
 
 Below EXACT_SEARCH_BELOW rows a flat scan is exact and fast enough, so search ignores
 any index there. Above it, search uses the index with the query-time settings of its
-kind (INDEX_KINDS), chosen so that recall@10 against exact search stays >= 0.95.
+kind (INDEX_KINDS) and the search breadth measured on this catalog when the index was
+built (mmrec.calibration), so that recall@10 against exact search stays >= 0.95.
 Rows added after the index was built are still found (LanceDB scans them flat);
 `mmrec index` again folds them in.
 """
@@ -33,7 +34,18 @@ class IndexKind:
     build: Callable[[int, int], Any]  # (dim, rows) -> lancedb index config
     nprobes: int
     refine_factor: int
+    knob: str  # the search-breadth field calibration tunes
+    ladder: tuple[int, ...]  # its values to try, narrowest first
     ef: int | None = None  # HNSW search breadth (at least; see search_ef)
+
+    def with_breadth(self, value: int) -> IndexKind:
+        return replace(self, **{self.knob: value})
+
+    def configure(self, query: Any, limit: int) -> Any:
+        """A LanceDB vector query set up for this kind; the index returns limit ×
+        refine_factor rows for re-ranking, and an HNSW search needs ef >= that."""
+        query = query.nprobes(self.nprobes).refine_factor(self.refine_factor)
+        return query.ef(max(self.ef, limit * (self.refine_factor or 1))) if self.ef else query
 
 
 def _pq_sub_vectors(dim: int) -> int:
@@ -54,8 +66,10 @@ def _ivf_pq(dim: int, rows: int) -> Any:
 
 
 INDEX_KINDS: dict[str, IndexKind] = {
-    "hnsw": IndexKind("hnsw", "IVF_HNSW_SQ", _hnsw, nprobes=32, refine_factor=5, ef=200),
-    "ivf-pq": IndexKind("ivf-pq", "IVF_PQ", _ivf_pq, nprobes=32, refine_factor=20),
+    "hnsw": IndexKind("hnsw", "IVF_HNSW_SQ", _hnsw, nprobes=32, refine_factor=5, knob="ef",
+                      ladder=(200, 300, 500, 800, 1200, 1600, 2000, 2500, 3000, 4000), ef=200),
+    "ivf-pq": IndexKind("ivf-pq", "IVF_PQ", _ivf_pq, nprobes=32, refine_factor=20, knob="nprobes",
+                        ladder=(32, 48, 64, 96, 128, 192, 256)),
 }
 DEFAULT_KIND = "hnsw"
 
@@ -68,17 +82,19 @@ class IndexReport:
     column: str
     rows: int
     kind: str | None  # None: too few rows, exact search stays in use
-    seconds: float
+    seconds: float  # build and calibration
+    breadth: int | None = None  # the calibrated search breadth (the kind's knob)
+    recall: float | None = None  # recall@10 it measured
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def search_ef(kind: IndexKind, rows: int) -> int | None:
-    """HNSW search breadth for a table size: the graph's recall needs a wider search as it
-    grows. Measured at 1M x 1,408 dims on 2 cores (`mmrec bench query`, 60 queries
-    against exact): ef 200 -> recall@10 0.48; 1,428 -> 0.953; 2,000 -> 0.998 (p95 by
-    item 44 ms). At 100k, ef 200 -> 0.995."""
+    """HNSW search breadth for an index built before calibration existed, by table size,
+    sized for the hardest data: measured at 1M x 1,408 dims on near-isotropic clusters
+    (`mmrec bench query`, 60 queries against exact): ef 200 -> recall@10 0.48; 1,428 ->
+    0.953; 2,000 -> 0.998. At 100k, ef 200 -> 0.995."""
     if kind.ef is None:
         return None
     return max(kind.ef, min(4_000, rows // 500))
@@ -98,16 +114,15 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
 
     spec = index_kind(kind)
     reports = []
-    for table, column in ((store.items, "fused"), (store.segments, "vector")):
+    for table, column in _vector_columns(store):
         t0 = time.perf_counter()
         rows = table.count_rows()
-        built = None
-        if rows >= MIN_INDEX_ROWS:
-            table.create_index(column, config=spec.build(store.layout.dim, rows), replace=True)
-            built = spec.name
-        else:
+        if rows < MIN_INDEX_ROWS:
             log.info("%s: %d rows, too few for an ANN index (needs %d)", table.name, rows, MIN_INDEX_ROWS)
-        reports.append(IndexReport(table.name, column, rows, built, time.perf_counter() - t0))
+            reports.append(IndexReport(table.name, column, rows, None, time.perf_counter() - t0))
+            continue
+        table.create_index(column, config=spec.build(store.layout.dim, rows), replace=True)
+        reports.append(_calibrated(table, column, spec, t0))
     scalar = [(store.items, "id"), (store.items, "path"), (store.segments, "item_id")]
     interactions = store.interactions_table()
     if interactions is not None:  # a user's rows, and everyone's on the candidates (recommend)
@@ -118,6 +133,35 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
     store.set_meta({"index": {"kind": spec.name, "built_at": time.time(),
                               "tables": [r.to_json() for r in reports]}})
     return reports
+
+
+def calibrate_indexes(store: CatalogStore) -> list[IndexReport]:
+    """Measure the search breadth of the existing ANN indexes again, without rebuilding
+    them: for an index built before calibration existed, or after ingests changed the data."""
+    built = store.meta().get("index") or {}
+    indexed = [(t, c) for t, c in _vector_columns(store) if _has_vector_index(t, c)]
+    if not indexed:
+        raise ConfigError(f"{store.path}: no ANN index to calibrate: run `mmrec index` first")
+    spec = index_kind(built.get("kind", DEFAULT_KIND))
+    reports = [_calibrated(table, column, spec, time.perf_counter()) for table, column in indexed]
+    store.set_meta({"index": {**built, "kind": spec.name, "tables": [r.to_json() for r in reports]}})
+    return reports
+
+
+def _vector_columns(store: CatalogStore) -> tuple[tuple[Any, str], ...]:
+    return ((store.items, "fused"), (store.segments, "vector"))
+
+
+def _has_vector_index(table: Any, column: str) -> bool:
+    return any(ix.columns and ix.columns[0] == column for ix in table.list_indices())
+
+
+def _calibrated(table: Any, column: str, spec: IndexKind, t0: float) -> IndexReport:
+    from mmrec.calibration import calibrate
+
+    cal = calibrate(table, column, spec)
+    return IndexReport(table.name, column, table.count_rows(), spec.name, time.perf_counter() - t0,
+                       cal.breadth, cal.recall)
 
 
 def vector_index_status(store: CatalogStore) -> dict[str, Any]:
@@ -140,14 +184,20 @@ def search_kind(store: CatalogStore, table: Any, exact: bool | None) -> IndexKin
     """
     if exact is True:
         return None
-    has_index = any(ix.columns and ix.columns[0] in ("fused", "vector") for ix in table.list_indices())
-    if not has_index:
+    if not any(_has_vector_index(table, c) for c in ("fused", "vector")):
         if exact is False:
             raise ConfigError(f"{store.path}: no ANN index on {table.name}: run `mmrec index` first")
         return None
     rows = table.count_rows()
     if exact is None and rows < EXACT_SEARCH_BELOW:
         return None
-    kind = INDEX_KINDS.get((store.meta().get("index") or {}).get("kind", DEFAULT_KIND),
-                           INDEX_KINDS[DEFAULT_KIND])
-    return replace(kind, ef=search_ef(kind, rows))
+    built = (store.meta().get("index") or {}).get("kind", DEFAULT_KIND)
+    kind = INDEX_KINDS.get(built, INDEX_KINDS[DEFAULT_KIND])
+    breadth = calibrated_breadth(store, table)
+    return kind.with_breadth(breadth) if breadth else replace(kind, ef=search_ef(kind, rows))
+
+
+def calibrated_breadth(store: CatalogStore, table: Any) -> int | None:
+    """The search breadth `mmrec index` measured for table's vector index, if it did."""
+    built = store.meta().get("index") or {}
+    return next((t.get("breadth") for t in built.get("tables", []) if t.get("table") == table.name), None)

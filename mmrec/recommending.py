@@ -36,7 +36,7 @@ from mmrec.recommend_core import (
     vector_recommender,
 )
 from mmrec.search import nearest_ids
-from mmrec.store import CatalogStore
+from mmrec.store import CatalogStore, vector_matrix
 from mmrec.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,11 @@ def load_items(store: CatalogStore, ids: Iterable[str] | None = None) -> ItemMat
 
 
 def _matrix(t: pa.Table, dim: int) -> ItemMatrix:
-    n = t.num_rows
-    fused = t.column("fused").combine_chunks()
-    vectors = np.asarray(fused.flatten().to_numpy(zero_copy_only=False), np.float32).reshape(n, dim)
+    vectors = vector_matrix(t.column("fused"), dim)
     ingested = t.column("ingested_at").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
     ids = t.column("id").to_pylist()
     return ItemMatrix(ids, t.column("path").to_pylist(), t.column("title").to_pylist(),
-                      t.column("kind").to_pylist(), np.ascontiguousarray(vectors), ingested,
+                      t.column("kind").to_pylist(), vectors, ingested,
                       {i: n for n, i in enumerate(ids)})
 
 

@@ -49,17 +49,13 @@ class SearchResult:
 def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarray,
                   where: str | None, exact: bool | None, limit: int) -> Any:
     """A LanceDB dot-product query for `limit` rows: exact scan, or the ANN index with its
-    kind's settings (an HNSW search is never narrower than the rows it must return)."""
+    kind's settings and this catalog's calibrated breadth."""
     q = table.search(query.astype(np.float32), vector_column_name=column).distance_type("dot")
     q = q.limit(limit)
     if where:
         q = q.where(where, prefilter=True)
     kind = search_kind(store, table, exact)
-    if kind is None:
-        return q.bypass_vector_index()
-    q = q.nprobes(kind.nprobes).refine_factor(kind.refine_factor)
-    # the index returns limit × refine_factor rows for re-ranking, and HNSW needs ef >= that
-    return q.ef(max(kind.ef, limit * (kind.refine_factor or 1))) if kind.ef else q
+    return q.bypass_vector_index() if kind is None else kind.configure(q, limit)
 
 
 def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:

@@ -152,6 +152,14 @@ def _connect(path: str | Path) -> Any:
     return lancedb.connect(str(path), read_consistency_interval=timedelta(0))
 
 
+def vector_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
+    """A fixed-size-list vector column as a contiguous (rows, dim) float32 array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat, np.float32).reshape(len(column), dim)
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -172,6 +180,7 @@ class CatalogStore:
         self.segments = db.open_table(SEGMENTS)
         self.errors = db.open_table(ERRORS)
         self.meta_table = db.open_table(META)
+        self._meta: tuple[int, dict[str, Any]] | None = None  # (meta table version, parsed)
 
     # -- lifecycle ---------------------------------------------------------------
     @staticmethod
@@ -205,14 +214,18 @@ class CatalogStore:
 
     # -- metadata ----------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        rows = self.meta_table.to_arrow().to_pylist()
-        out: dict[str, Any] = {}
-        for r in rows:
-            try:
-                out[r["key"]] = json.loads(r["value"])
-            except (TypeError, json.JSONDecodeError):
-                out[r["key"]] = r["value"]
-        return out
+        """The catalog's metadata (read again only when its table has a new version: every
+        indexed search consults it, and parsing it costs ~1 ms)."""
+        version = self.meta_table.version
+        if self._meta is None or self._meta[0] != version:
+            out: dict[str, Any] = {}
+            for r in self.meta_table.to_arrow().to_pylist():
+                try:
+                    out[r["key"]] = json.loads(r["value"])
+                except (TypeError, json.JSONDecodeError):
+                    out[r["key"]] = r["value"]
+            self._meta = (version, out)
+        return dict(self._meta[1])
 
     def set_meta(self, values: dict[str, Any]) -> None:
         rows = [{"key": k, "value": v if isinstance(v, str) else json.dumps(v)}

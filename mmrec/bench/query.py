@@ -38,23 +38,55 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], seed: int = 0,
-                  batch: int = 50_000) -> Any:
-    """A catalog of n synthetic items with blocks (modality, dim), each near one of TOPICS centres."""
+def _clusters(rng: np.random.Generator, topic: np.ndarray, dims: Sequence[tuple[str, int]],
+              seed: int) -> np.ndarray:
+    """Worst case for a graph index: each block is a topic centre plus isotropic noise of the
+    same norm, so an item's neighbours after the first differ by noise in every dimension
+    (intrinsic dimension ~ the full width)."""
+    centres = np.random.default_rng(seed)
+    blocks = []
+    for _, d in dims:
+        c = centres.standard_normal((TOPICS, d)).astype(np.float32)
+        blocks.append(_unit(c[topic] + rng.standard_normal((len(topic), d)).astype(np.float32)))
+    return np.concatenate(blocks, axis=1)
+
+
+LATENT, LATENT_SPREAD, NOISE = 32, 0.7, 0.3
+
+
+def _manifold(rng: np.random.Generator, topic: np.ndarray, dims: Sequence[tuple[str, int]],
+              seed: int) -> np.ndarray:
+    """Closer to learned embeddings: one LATENT-dim content vector per item (topic centre +
+    spread) seen by every block through its own linear map, plus a little noise; neighbours
+    differ in content, not in noise (embeddings of real media have a low intrinsic dimension)."""
+    fixed = np.random.default_rng(seed)
+    centres = fixed.standard_normal((TOPICS, LATENT)).astype(np.float32)
+    maps = {m: (fixed.standard_normal((LATENT, d)) / np.sqrt(LATENT)).astype(np.float32) for m, d in dims}
+    z = centres[topic] + LATENT_SPREAD * rng.standard_normal((len(topic), LATENT)).astype(np.float32)
+    blocks = []
+    for m, d in dims:  # noise drawn block by block, as the kept catalogs were
+        blocks.append(_unit(z @ maps[m] + NOISE * rng.standard_normal((len(topic), d)).astype(np.float32)))
+    return np.concatenate(blocks, axis=1)
+
+
+DATA_MODELS = {"clusters": _clusters, "manifold": _manifold}  # how synthetic item vectors are drawn
+
+
+def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str = "clusters",
+                  seed: int = 0, batch: int = 50_000) -> Any:
+    """A catalog of n synthetic items in the layout dims [(modality, dim)], drawn by DATA_MODELS[data]."""
     import pyarrow as pa
 
     from mmrec.fusion import FusionLayout
     from mmrec.store import CatalogStore, items_schema
 
     layout = FusionLayout.from_dims([(m, f"synthetic-{m}", d) for m, d in dims])
-    store = CatalogStore.create(path, layout, {"preset": "synthetic"})
+    store = CatalogStore.create(path, layout, {"preset": "synthetic", "data": data})
     rng = np.random.default_rng(seed)
-    centres = {m: rng.standard_normal((TOPICS, d)).astype(np.float32) for m, d in dims}
     for start in range(0, n, batch):
         rows = min(batch, n - start)
         topic = rng.integers(0, TOPICS, rows)
-        fused = np.concatenate([_unit(centres[m][topic] + rng.standard_normal((rows, d)).astype(
-            np.float32)) for m, d in dims], axis=1)
+        fused = DATA_MODELS[data](rng, topic, dims, seed + 1)
         ids = range(start, start + rows)
         cols = {
             "id": [f"{i:032x}" for i in ids], "path": [f"/synthetic/{i}.mp4" for i in ids],
@@ -70,17 +102,18 @@ def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], seed: int
     return store
 
 
-def open_or_build(path: Path, n: int, dims: Sequence[tuple[str, int]]) -> Any:
-    """The kept catalog at path if its blocks are dims, else a new one (the old one removed)."""
+def open_or_build(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str = "clusters") -> Any:
+    """The kept catalog at path if it was drawn the same way, else a new one (the old one removed)."""
     from mmrec.store import CatalogStore
 
     if CatalogStore.exists(path):
         store = CatalogStore.open(path)
-        if [(b.modality, b.dim) for b in store.layout.blocks] == list(dims):
+        same = [(b.modality, b.dim) for b in store.layout.blocks] == list(dims)
+        if same and store.meta().get("data", "clusters") == data:
             return store
-        log.info("%s has another layout; rebuilding it", path)
+        log.info("%s has another layout or data model; rebuilding it", path)
         shutil.rmtree(path)
-    return build_catalog(path, n, dims)
+    return build_catalog(path, n, dims, data)
 
 
 def latencies_ms(fn: Any, args: list[Any], warmup: int = 10) -> dict[str, float]:
@@ -126,14 +159,14 @@ def _texts(n: int, seed: int = 2) -> list[str]:
 
 
 def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: TextQuery,
-              dims: Sequence[tuple[str, int]]) -> dict[str, Any]:
+              dims: Sequence[tuple[str, int]], data: str) -> dict[str, Any]:
     import mmrec
-    from mmrec.index import build_indexes
+    from mmrec.index import build_indexes, calibrate_indexes, calibrated_breadth, search_kind
     from mmrec.search import nearest_items
 
-    path = root / f"synthetic-{n}.lance"
+    path = root / f"synthetic-{data}-{n}.lance"
     t0 = time.perf_counter()
-    store = open_or_build(path, n, dims)
+    store = open_or_build(path, n, dims, data)
     built = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     ids = [f"{i:032x}" for i in rng.integers(0, n, queries)]
@@ -158,7 +191,11 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
         row["index_build_s"] = time.perf_counter() - t0
     else:  # a kept catalog's index (minutes to build at 1M on few cores)
         row["index_build_s"] = None
+        if calibrated_breadth(store, store.items) is None:  # built by an older mmrec
+            calibrate_indexes(store)
     row["index"] = kind
+    searched = search_kind(store, store.items, False)
+    row["search_breadth"] = {searched.knob: getattr(searched, searched.knob)}
     row["ann_vector_ms"] = latencies_ms(by_vector(False), qvecs)
     row["ann_item_ms"] = latencies_ms(by_item(False), ids)
     row["ann_text_ms"] = latencies_ms(lambda t: text.search(store, t, exact=False), _texts(queries))
@@ -175,8 +212,10 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
 
 
 def run(quick: bool, out: Path, device: str, sizes: list[int] | None = None,
-        index: str = "hnsw", queries: int | None = None, rebuild: bool = True) -> dict[str, Any]:
-    """Latency at each size (default 10k, 100k, 1M; quick: 2,000); writes query.json/.png."""
+        index: str = "hnsw", queries: int | None = None, rebuild: bool = True,
+        data: str = "clusters") -> dict[str, Any]:
+    """Latency at each size (default 10k, 100k, 1M; quick: 2,000) on catalogs drawn by
+    DATA_MODELS[data]; writes query.json/.png."""
     from mmrec.extractors import presets
 
     from .extract import load_set
@@ -189,11 +228,11 @@ def run(quick: bool, out: Path, device: str, sizes: list[int] | None = None,
         text = TextQuery(load_set(presets.get_set(SET_QUICK if quick else SET_FULL).presets, device, tmp))
         dims = [(e.modality, e.dim) for e in text.extractors]
         rep.params = {"sizes": sizes, "queries": queries, "index": index, "k": 10, "rebuild_index": rebuild,
-                      "layout": dict(dims), "catalogs": str(out / "catalogs"),
+                      "layout": dict(dims), "catalogs": str(out / "catalogs"), "data": data,
                       "text_towers": [e.preset for e in text.extractors if e.has_text_tower],
                       "random_weights": [e.preset for e in text.extractors if e.is_random]}
         for n in sizes:
-            rep.rows.append(_one_size(out / "catalogs", n, queries, index, rebuild, text, dims))
+            rep.rows.append(_one_size(out / "catalogs", n, queries, index, rebuild, text, dims, data))
         rep.extra["text_embedding_ms"] = latencies_ms(text.vectors, _texts(queries))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -101,9 +101,12 @@ def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> 
 @click.option("--index", "index", type=click.Choice(["hnsw", "ivf-pq"]), default="hnsw", show_default=True)
 @click.option("--rebuild-index/--keep-index", default=True, show_default=True,
               help="Rebuild the ANN index of catalogs kept under --out from an earlier run.")
+@click.option("--data", type=click.Choice(["clusters", "manifold"]), default="clusters", show_default=True,
+              help="Synthetic vectors: clusters = topic + full-width noise (worst case for the index); "
+                   "manifold = low intrinsic dimension, like learned embeddings.")
 def query_cmd(quick: bool, out: Path, device: str | None, sizes: str | None, index: str,
-              rebuild_index: bool) -> None:
+              rebuild_index: bool, data: str) -> None:
     """Search latency p50/p95/p99 (by item, by vector, by text end to end), exact and
     indexed, and the index's recall@10."""
     parsed = [int(s) for s in sizes.split(",")] if sizes else None
-    _run("query", quick, out, device, sizes=parsed, index=index, rebuild=rebuild_index)
+    _run("query", quick, out, device, sizes=parsed, index=index, rebuild=rebuild_index, data=data)

@@ -1,0 +1,110 @@
+"""Search-breadth calibration: the exact pass it trusts, the ladder walk, and that searches
+use the breadth `mmrec index` measured (and fall back for indexes built before)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from mmrec import calibration
+from mmrec.calibration import calibrate, exact_neighbours
+from mmrec.fusion import FusionLayout
+from mmrec.index import INDEX_KINDS, build_indexes, search_ef, search_kind
+from mmrec.store import CatalogStore, ItemRecord
+
+N, DIM = 2500, 48
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> CatalogStore:
+    rng = np.random.default_rng(11)
+    layout = FusionLayout.from_dims([("visual", "synthetic-visual", DIM)])
+    s = CatalogStore.create(tmp_path_factory.mktemp("cal") / "cat.lance", layout, {"preset": "synthetic"})
+    centres = rng.standard_normal((30, DIM))
+    x = centres[rng.integers(0, 30, N)] + rng.standard_normal((N, DIM))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    items = [ItemRecord(id=f"i{i:05d}", path=f"/lib/{i}.mp4", size=i, mtime=0.0, duration=5.0,
+                        kind="video", title="", text="", tags=[], vectors={"visual": x[i]},
+                        fused=layout.fuse({"visual": x[i]}), fingerprints={}) for i in range(N)]
+    for k in range(0, N, 1000):  # several fragments: row ids are not positions
+        s.write(items[k:k + 1000], [])
+    return s
+
+
+def _fused(store: CatalogStore) -> tuple[np.ndarray, np.ndarray]:
+    t = store.items.search().select(["fused"]).with_row_id(True).limit(None).to_arrow()
+    return (np.asarray(t.column("fused").to_pylist(), np.float32),
+            t.column("_rowid").to_numpy().astype(np.int64))
+
+
+def test_exact_neighbours_streams_batches_into_the_true_top_k(store, monkeypatch):
+    monkeypatch.setattr(calibration, "SCAN_BATCH", 333)  # many batches, a ragged last one
+    x, rowids = _fused(store)
+    q = np.random.default_rng(3).standard_normal((7, x.shape[1])).astype(np.float32)
+    got = exact_neighbours(store.items, "fused", q, 12)
+    want = rowids[np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :12]]
+    assert got.shape == (7, 12)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_calibration_stops_at_the_first_breadth_that_reaches_the_target(store):
+    build_indexes(store)
+    kind = INDEX_KINDS["hnsw"]
+    cal = calibrate(store.items, "fused", kind, sample=40)
+    assert cal.queries == 40 and cal.breadth in kind.ladder
+    assert list(cal.tried) == list(kind.ladder[:len(cal.tried)])
+    assert cal.recall == cal.tried[cal.breadth] >= calibration.TARGET_RECALL
+    assert all(r < calibration.TARGET_RECALL for b, r in cal.tried.items() if b != cal.breadth)
+
+
+def test_unreachable_target_walks_the_whole_ladder_and_says_so(store, caplog):
+    build_indexes(store)
+    kind = INDEX_KINDS["hnsw"]
+    short = kind.__class__(**{**kind.__dict__, "ladder": (200, 300)})
+    with caplog.at_level(logging.WARNING, logger="mmrec.calibration"):
+        cal = calibrate(store.items, "fused", short, sample=10, target=1.01)
+    assert list(cal.tried) == [200, 300] and cal.breadth == 300
+    assert "widest search" in caplog.text
+
+
+def test_searches_use_the_calibrated_breadth(store):
+    reports = build_indexes(store)
+    items = next(r for r in reports if r.table == "items")
+    assert items.breadth in INDEX_KINDS["hnsw"].ladder and items.recall >= calibration.TARGET_RECALL
+    assert search_kind(store, store.items, False).ef == items.breadth
+    # An index from before calibration: its breadth comes from the size rule.
+    meta = store.meta()["index"]
+    store.set_meta({"index": {**meta, "tables": [{k: v for k, v in t.items() if k != "breadth"}
+                                                 for t in meta["tables"]]}})
+    assert search_kind(store, store.items, False).ef == search_ef(INDEX_KINDS["hnsw"], N)
+    build_indexes(store)
+
+
+def test_calibrate_only_measures_a_kept_index_again(store):
+    from click.testing import CliRunner
+
+    from mmrec.cli import main
+
+    build_indexes(store)
+    meta = store.meta()["index"]
+    store.set_meta({"index": {"kind": "hnsw"}})  # as an index from before calibration
+    assert search_kind(store, store.items, False).ef == search_ef(INDEX_KINDS["hnsw"], N)
+    version = store.items.version
+    res = CliRunner().invoke(main, ["index", "--calibrate-only", "--db", str(store.path)])
+    assert res.exit_code == 0, res.output
+    assert "items: hnsw index on fused" in res.output and "search breadth" in res.output
+    assert store.items.version == version  # read, not rebuilt
+    assert search_kind(store, store.items, False).ef == store.meta()["index"]["tables"][0]["breadth"]
+    assert store.meta()["index"]["tables"][0]["breadth"] == meta["tables"][0]["breadth"]
+
+
+def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
+    from mmrec.errors import ConfigError
+    from mmrec.index import calibrate_indexes
+
+    layout = FusionLayout.from_dims([("visual", "synthetic-visual", 8)])
+    s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
+    with pytest.raises(ConfigError, match="run `mmrec index` first"):
+        calibrate_indexes(s)
