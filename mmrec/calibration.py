@@ -25,14 +25,32 @@ SCAN_BATCH = 32_768  # rows per streamed batch of the exact pass (~185 MB at 1,4
 
 
 @dataclass(frozen=True)
-class Calibration:
-    """The breadth chosen for one indexed column and what it measured."""
+class Breadth:
+    """The breadth chosen for one kind of query and what it measured."""
 
-    breadth: int  # the index kind's search knob (ef for HNSW, nprobes for IVF)
+    value: int  # the index kind's search knob (ef for HNSW, nprobes for IVF)
     recall: float  # recall@k at that breadth on the sample
-    queries: int
     tried: dict[int, float]  # breadth -> recall, in the order tried
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Search breadths for one indexed column: `near` for queries that are stored vectors
+    (search by item), `far` for every other query (text, outside files, user vectors)."""
+
+    near: Breadth
+    far: Breadth
+    queries: int  # of each kind
     seconds: float
+
+
+def off_item_queries(layout: Any, n: int, seed: int = 0) -> np.ndarray:
+    """n queries in no item's neighbourhood: a random unit direction per modality block,
+    weighted equally (what a text query is when its towers and the items disagree: the
+    hardest case for a graph index; trained cross-modal towers land nearer their items)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([layout.query({b.modality: rng.standard_normal(b.dim) for b in layout.blocks},
+                                  {m: 1.0 for m in layout.modalities}) for _ in range(n)])
 
 
 def exact_neighbours(table: Any, column: str, queries: np.ndarray, k: int) -> np.ndarray:
@@ -69,32 +87,47 @@ def _index_neighbours(table: Any, column: str, query: np.ndarray, kind: Any, k: 
     return set(kind.configure(q, k).to_arrow().column("_rowid").to_pylist())
 
 
-def calibrate(table: Any, column: str, kind: Any, k: int = 10, sample: int = SAMPLE,
+def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, sample: int = SAMPLE,
               target: float = TARGET_RECALL, seed: int = 0) -> Calibration:
-    """The narrowest breadth on kind.ladder whose recall@k (search by stored vector, the
-    vector's own row left out) reaches target; the widest one if none does (logged)."""
+    """For stored vectors as queries (their own row left out) and for off-item queries: the
+    narrowest breadth on kind.ladder whose recall@k reaches target, or the widest (logged)."""
     from mmrec.store import vector_matrix
 
     t0 = time.perf_counter()
     n = table.count_rows()
     offsets = np.random.default_rng(seed).choice(n, min(sample, n), replace=False)
     picked = table.take_offsets(sorted(int(o) for o in offsets)).select([column]).with_row_id().to_arrow()
-    queries = vector_matrix(picked.column(column), _dim(table, column))
+    near = vector_matrix(picked.column(column), _dim(table, column))
     own = picked.column("_rowid").to_numpy().astype(np.int64)
-    # k + 1: the query's own row is (almost always) its nearest and is not counted
-    truth = [{r for r in row.tolist() if r not in (o, -1)}
-             if o in row else set(row[:k].tolist()) - {-1}
-             for row, o in zip(exact_neighbours(table, column, queries, k + 1), own, strict=True)]
+    far = off_item_queries(layout, len(near), seed)
+    # one exact pass for both; k + 1: a stored vector's own row is (almost always) its
+    # nearest and is not counted
+    exact = exact_neighbours(table, column, np.concatenate([near, far]), k + 1)
+    near_truth = [{r for r in row.tolist() if r not in (o, -1)} if o in row else set(row[:k].tolist()) - {-1}
+                  for row, o in zip(exact[:len(near)], own, strict=True)]
+    far_truth = [set(row[:k].tolist()) - {-1} for row in exact[len(near):]]
+    no_own = np.full(len(far), -1)
+    near_b = _walk(table, column, kind, near, own, near_truth, k, target, kind.ladder, "stored vectors")
+    # an off-item query never needs less than a stored vector's breadth
+    ladder = tuple(b for b in kind.ladder if b >= near_b.value)
+    far_b = _walk(table, column, kind, far, no_own, far_truth, k, target, ladder, "off-item queries")
+    return Calibration(near_b, far_b, len(near), time.perf_counter() - t0)
+
+
+def _walk(table: Any, column: str, kind: Any, queries: np.ndarray, own: np.ndarray, truth: list[set[int]],
+          k: int, target: float, ladder: tuple[int, ...], what: str) -> Breadth:
+    """Step up the ladder until the index's recall@k on queries reaches target."""
     tried: dict[int, float] = {}
-    for breadth in kind.ladder:
+    for breadth in ladder:
         tuned = kind.with_breadth(breadth)
         hits = [len((_index_neighbours(table, column, q, tuned, k + 1) - {o}) & t) / max(len(t), 1)
                 for q, o, t in zip(queries, own, truth, strict=True)]
         tried[breadth] = float(np.mean(hits))
-        log.info("%s.%s: %s %d -> recall@%d %.3f", table.name, column, kind.knob, breadth, k, tried[breadth])
+        log.info("%s.%s, %s: %s %d -> recall@%d %.3f", table.name, column, what, kind.knob, breadth, k,
+                 tried[breadth])
         if tried[breadth] >= target:
             break
     else:
-        log.warning("%s.%s: recall@%d %.3f at the widest search (%s %d), under %.2f",
-                    table.name, column, k, tried[breadth], kind.knob, breadth, target)
-    return Calibration(breadth, tried[breadth], len(queries), tried, time.perf_counter() - t0)
+        log.warning("%s.%s: recall@%d %.3f for %s at the widest search (%s %d), under %.2f",
+                    table.name, column, k, tried[breadth], what, kind.knob, breadth, target)
+    return Breadth(breadth, tried[breadth], tried)

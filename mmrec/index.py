@@ -83,8 +83,10 @@ class IndexReport:
     rows: int
     kind: str | None  # None: too few rows, exact search stays in use
     seconds: float  # build and calibration
-    breadth: int | None = None  # the calibrated search breadth (the kind's knob)
+    breadth: int | None = None  # calibrated search breadth (the kind's knob) for stored-vector queries
     recall: float | None = None  # recall@10 it measured
+    far_breadth: int | None = None  # ... for every other query (text, outside files, users)
+    far_recall: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +124,7 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
             reports.append(IndexReport(table.name, column, rows, None, time.perf_counter() - t0))
             continue
         table.create_index(column, config=spec.build(store.layout.dim, rows), replace=True)
-        reports.append(_calibrated(table, column, spec, t0))
+        reports.append(_calibrated(store, table, column, spec, t0))
     scalar = [(store.items, "id"), (store.items, "path"), (store.segments, "item_id")]
     interactions = store.interactions_table()
     if interactions is not None:  # a user's rows, and everyone's on the candidates (recommend)
@@ -143,7 +145,7 @@ def calibrate_indexes(store: CatalogStore) -> list[IndexReport]:
     if not indexed:
         raise ConfigError(f"{store.path}: no ANN index to calibrate: run `mmrec index` first")
     spec = index_kind(built.get("kind", DEFAULT_KIND))
-    reports = [_calibrated(table, column, spec, time.perf_counter()) for table, column in indexed]
+    reports = [_calibrated(store, table, column, spec, time.perf_counter()) for table, column in indexed]
     store.set_meta({"index": {**built, "kind": spec.name, "tables": [r.to_json() for r in reports]}})
     return reports
 
@@ -156,12 +158,12 @@ def _has_vector_index(table: Any, column: str) -> bool:
     return any(ix.columns and ix.columns[0] == column for ix in table.list_indices())
 
 
-def _calibrated(table: Any, column: str, spec: IndexKind, t0: float) -> IndexReport:
+def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t0: float) -> IndexReport:
     from mmrec.calibration import calibrate
 
-    cal = calibrate(table, column, spec)
+    cal = calibrate(table, column, spec, store.layout)
     return IndexReport(table.name, column, table.count_rows(), spec.name, time.perf_counter() - t0,
-                       cal.breadth, cal.recall)
+                       cal.near.value, cal.near.recall, cal.far.value, cal.far.recall)
 
 
 def vector_index_status(store: CatalogStore) -> dict[str, Any]:
@@ -176,9 +178,9 @@ def vector_index_status(store: CatalogStore) -> dict[str, Any]:
     return out
 
 
-def search_kind(store: CatalogStore, table: Any, exact: bool | None) -> IndexKind | None:
-    """The index kind a query should use (its ef set for the table's size), or None for
-    an exact scan.
+def search_kind(store: CatalogStore, table: Any, exact: bool | None, near: bool = False) -> IndexKind | None:
+    """The index kind a query should use, with the breadth calibrated for its kind of query
+    (near: a stored vector, as in search by item), or None for an exact scan.
 
     exact=None decides by size: exact below EXACT_SEARCH_BELOW rows or without an index.
     """
@@ -193,11 +195,13 @@ def search_kind(store: CatalogStore, table: Any, exact: bool | None) -> IndexKin
         return None
     built = (store.meta().get("index") or {}).get("kind", DEFAULT_KIND)
     kind = INDEX_KINDS.get(built, INDEX_KINDS[DEFAULT_KIND])
-    breadth = calibrated_breadth(store, table)
+    breadth = calibrated_breadth(store, table, near)
     return kind.with_breadth(breadth) if breadth else replace(kind, ef=search_ef(kind, rows))
 
 
-def calibrated_breadth(store: CatalogStore, table: Any) -> int | None:
-    """The search breadth `mmrec index` measured for table's vector index, if it did."""
+def calibrated_breadth(store: CatalogStore, table: Any, near: bool = False) -> int | None:
+    """The search breadth `mmrec index` measured for table's vector index, if it did: for
+    queries that are stored vectors (near) or for any other query."""
     built = store.meta().get("index") or {}
-    return next((t.get("breadth") for t in built.get("tables", []) if t.get("table") == table.name), None)
+    entry = next((t for t in built.get("tables", []) if t.get("table") == table.name), {})
+    return entry.get("breadth") if near else entry.get("far_breadth")

@@ -47,14 +47,14 @@ class SearchResult:
 
 
 def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarray,
-                  where: str | None, exact: bool | None, limit: int) -> Any:
+                  where: str | None, exact: bool | None, limit: int, near: bool = False) -> Any:
     """A LanceDB dot-product query for `limit` rows: exact scan, or the ANN index with its
-    kind's settings and this catalog's calibrated breadth."""
+    kind's settings and this catalog's calibrated breadth (near: query is a stored vector)."""
     q = table.search(query.astype(np.float32), vector_column_name=column).distance_type("dot")
     q = q.limit(limit)
     if where:
         q = q.where(where, prefilter=True)
-    kind = search_kind(store, table, exact)
+    kind = search_kind(store, table, exact, near)
     return q.bypass_vector_index() if kind is None else kind.configure(q, limit)
 
 
@@ -96,7 +96,10 @@ def nearest_items(
     # prefilter would make the index evaluate a predicate over every row.
     skip = set(exclude)
     pred = f"({where})" if where else None
-    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip)).select(HIT_COLUMNS)
+    # a query that excludes items was built from a stored one (search by item or catalogued
+    # file): the narrower breadth calibrated for stored vectors finds its neighbours
+    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip),
+                      near=bool(skip)).select(HIT_COLUMNS)
     rows = [r for r in _checked_rows(q, where) if r["id"] not in skip][:k]
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
@@ -138,7 +141,8 @@ def nearest_segments(
         if not ids:
             return []
         preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
-    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k)
+    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k,
+                      near=bool(exclude))
     rows = q.to_arrow().to_pylist()
     if not rows:
         return []

@@ -52,11 +52,26 @@ def test_exact_neighbours_streams_batches_into_the_true_top_k(store, monkeypatch
 def test_calibration_stops_at_the_first_breadth_that_reaches_the_target(store):
     build_indexes(store)
     kind = INDEX_KINDS["hnsw"]
-    cal = calibrate(store.items, "fused", kind, sample=40)
-    assert cal.queries == 40 and cal.breadth in kind.ladder
-    assert list(cal.tried) == list(kind.ladder[:len(cal.tried)])
-    assert cal.recall == cal.tried[cal.breadth] >= calibration.TARGET_RECALL
-    assert all(r < calibration.TARGET_RECALL for b, r in cal.tried.items() if b != cal.breadth)
+    cal = calibrate(store.items, "fused", kind, store.layout, sample=40)
+    assert cal.queries == 40
+    for b in (cal.near, cal.far):
+        assert b.value in kind.ladder and list(b.tried) == sorted(b.tried)
+        assert b.recall == b.tried[b.value] >= calibration.TARGET_RECALL
+        assert all(r < calibration.TARGET_RECALL for v, r in b.tried.items() if v != b.value)
+    assert list(cal.near.tried) == list(kind.ladder[:len(cal.near.tried)])
+    assert min(cal.far.tried) == cal.near.value  # off-item queries start where stored ones stopped
+
+
+def test_off_item_queries_are_unit_per_block_and_far_from_every_item(store):
+    from mmrec.calibration import off_item_queries
+
+    q = off_item_queries(store.layout, 20, seed=5)
+    assert q.shape == (20, DIM)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, rtol=1e-5)
+    x, _ = _fused(store)
+    best_far = (q @ x.T).max(axis=1)
+    best_near = np.sort(x[:20] @ x.T, axis=1)[:, -2]  # an item's nearest other item
+    assert np.median(best_far) < np.median(best_near)
 
 
 def test_unreachable_target_walks_the_whole_ladder_and_says_so(store, caplog):
@@ -64,8 +79,8 @@ def test_unreachable_target_walks_the_whole_ladder_and_says_so(store, caplog):
     kind = INDEX_KINDS["hnsw"]
     short = kind.__class__(**{**kind.__dict__, "ladder": (200, 300)})
     with caplog.at_level(logging.WARNING, logger="mmrec.calibration"):
-        cal = calibrate(store.items, "fused", short, sample=10, target=1.01)
-    assert list(cal.tried) == [200, 300] and cal.breadth == 300
+        cal = calibrate(store.items, "fused", short, store.layout, sample=10, target=1.01)
+    assert list(cal.near.tried) == [200, 300] and cal.near.value == 300 and cal.far.value == 300
     assert "widest search" in caplog.text
 
 
@@ -73,10 +88,12 @@ def test_searches_use_the_calibrated_breadth(store):
     reports = build_indexes(store)
     items = next(r for r in reports if r.table == "items")
     assert items.breadth in INDEX_KINDS["hnsw"].ladder and items.recall >= calibration.TARGET_RECALL
-    assert search_kind(store, store.items, False).ef == items.breadth
+    assert items.far_breadth >= items.breadth
+    assert search_kind(store, store.items, False, near=True).ef == items.breadth
+    assert search_kind(store, store.items, False).ef == items.far_breadth
     # An index from before calibration: its breadth comes from the size rule.
     meta = store.meta()["index"]
-    store.set_meta({"index": {**meta, "tables": [{k: v for k, v in t.items() if k != "breadth"}
+    store.set_meta({"index": {**meta, "tables": [{k: v for k, v in t.items() if "breadth" not in k}
                                                  for t in meta["tables"]]}})
     assert search_kind(store, store.items, False).ef == search_ef(INDEX_KINDS["hnsw"], N)
     build_indexes(store)
@@ -96,8 +113,10 @@ def test_calibrate_only_measures_a_kept_index_again(store):
     assert res.exit_code == 0, res.output
     assert "items: hnsw index on fused" in res.output and "search breadth" in res.output
     assert store.items.version == version  # read, not rebuilt
-    assert search_kind(store, store.items, False).ef == store.meta()["index"]["tables"][0]["breadth"]
-    assert store.meta()["index"]["tables"][0]["breadth"] == meta["tables"][0]["breadth"]
+    again = store.meta()["index"]["tables"][0]
+    assert search_kind(store, store.items, False).ef == again["far_breadth"]
+    before = meta["tables"][0]
+    assert (again["breadth"], again["far_breadth"]) == (before["breadth"], before["far_breadth"])
 
 
 def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
@@ -108,3 +127,16 @@ def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
     s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
     with pytest.raises(ConfigError, match="run `mmrec index` first"):
         calibrate_indexes(s)
+
+
+def test_search_by_item_uses_the_stored_vector_breadth_and_others_the_far_one(store, monkeypatch):
+    from mmrec import search
+
+    seen = []
+    real = search.search_kind
+    monkeypatch.setattr(search, "search_kind", lambda *a: seen.append(a[3]) or real(*a))
+    x, _ = _fused(store)
+    search.nearest_items(store, x[0], 5, exclude=("i00000",), with_segments=False, exact=False)
+    search.nearest_items(store, x[0], 5, with_segments=False, exact=False)
+    search.nearest_ids(store, x[0], 5, exact=False)
+    assert seen == [True, False, False]

@@ -194,8 +194,8 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
         if calibrated_breadth(store, store.items) is None:  # built by an older mmrec
             calibrate_indexes(store)
     row["index"] = kind
-    searched = search_kind(store, store.items, False)
-    row["search_breadth"] = {searched.knob: getattr(searched, searched.knob)}
+    row["search_breadth"] = {q: {(k := search_kind(store, store.items, False, near)).knob: getattr(k, k.knob)}
+                             for q, near in (("stored", True), ("other", False))}
     row["ann_vector_ms"] = latencies_ms(by_vector(False), qvecs)
     row["ann_item_ms"] = latencies_ms(by_item(False), ids)
     row["ann_text_ms"] = latencies_ms(lambda t: text.search(store, t, exact=False), _texts(queries))

@@ -38,5 +38,6 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
                           f"{MIN_INDEX_ROWS}); exact search stays in use")
         else:
             console.print(f"{r.table}: {r.kind} index on {r.column}, {r.rows} rows, "
-                          f"{r.seconds:.1f}s; search breadth {r.breadth} "
-                          f"(recall@10 {r.recall:.3f} against exact on a sample)")
+                          f"{r.seconds:.1f}s; search breadth {r.breadth} for stored vectors, "
+                          f"{r.far_breadth} for other queries (recall@10 {r.recall:.3f} / "
+                          f"{r.far_recall:.3f} against exact on a sample)")
