@@ -3,9 +3,10 @@
 The breadth an HNSW graph needs for recall@10 >= 0.95 depends on the data far more than on
 its size: on vectors with a low intrinsic dimension (learned embeddings) a narrow search
 finds the true neighbours, on near-isotropic ones it must visit thousands of nodes. So
-`mmrec index` measures it: stored vectors serve as queries (a search by item), their exact
-top k come from one streaming pass through the scoring kernels, and the breadth steps up
-the index kind's ladder until the index finds TARGET_RECALL of them.
+`mmrec index` measures it for two kinds of query: stored vectors (a search by item) and
+off-item directions (the worst case of a text query, which can need ten times the
+breadth). Their exact top k come from one streaming pass through the scoring kernels, and
+the breadth steps up the index kind's ladder until the index finds TARGET_RECALL of them.
 """
 
 from __future__ import annotations
