@@ -9,7 +9,7 @@ import numpy as np
 
 from mmrec.errors import ConfigError
 from mmrec.index import search_kind
-from mmrec.store import CatalogStore, _sql_str
+from mmrec.store import CatalogStore, _sql_list
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,13 @@ def nearest_segments(
 
     `where` filters on item columns; it is resolved to the matching item ids first.
     """
-    preds = [f"item_id NOT IN ({', '.join(_sql_str(x) for x in exclude)})"] if exclude else []
+    preds = [f"item_id NOT IN ({_sql_list(exclude)})"] if exclude else []
     if where:
         ids = [r["id"] for r in _checked_rows(
             store.items.search().where(where).select(["id"]).limit(None), where)]
         if not ids:
             return []
-        preds.append(f"item_id IN ({', '.join(_sql_str(i) for i in ids)})")
+        preds.append(f"item_id IN ({_sql_list(ids)})")
     q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k,
                       near=bool(exclude))
     rows = q.to_arrow().to_pylist()
@@ -165,8 +165,7 @@ def best_segments(store: CatalogStore, query: np.ndarray, item_ids: list[str]) -
     """For each item, its segment with the highest query score (the moment to show)."""
     if not item_ids:
         return {}
-    quoted = ", ".join(_sql_str(i) for i in item_ids)
-    rows = (store.segments.search().where(f"item_id IN ({quoted})").limit(None)
+    rows = (store.segments.search().where(f"item_id IN ({_sql_list(item_ids)})").limit(None)
             .to_arrow().to_pylist())
     best: dict[str, tuple[float, Segment]] = {}
     for r in rows:

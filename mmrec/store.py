@@ -294,7 +294,7 @@ class CatalogStore:
         seg_items = set(self.columns(self.segments, ["item_id"]).column("item_id").to_pylist())
         orphans = sorted(seg_items - items)
         for k in range(0, len(orphans), 500):
-            self.segments.delete(f"item_id IN ({', '.join(map(_sql_str, orphans[k:k + 500]))})")
+            self.segments.delete(f"item_id IN ({_sql_list(orphans[k:k + 500])})")
         return len(orphans)
 
     def record_error(self, path: str, stage: str, error: str, message: str) -> None:
