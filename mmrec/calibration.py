@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.store import vector_matrix
+
 log = logging.getLogger(__name__)
 
 TARGET_RECALL = 0.97  # on the sample: the promise is 0.95 on queries not seen here
@@ -58,15 +60,15 @@ def exact_neighbours(table: Any, column: str, queries: np.ndarray, k: int) -> np
     """Row ids (Q, k) of each query's top k rows by dot product, best first, from one
     streaming pass over the column (memory: one batch, never the whole column)."""
     from mmrec.kernels import topk
-    from mmrec.store import vector_matrix
 
+    dim = _dim(table, column)
     best_ids = np.full((len(queries), 0), -1, np.int64)
     best_scores = np.full((len(queries), 0), -np.inf, np.float32)
     scan = table.search().select([column]).with_row_id(True).limit(None).to_batches(SCAN_BATCH)
     for batch in scan:
         if batch.num_rows == 0:
             continue
-        vectors = vector_matrix(batch.column(column), _dim(table, column))
+        vectors = vector_matrix(batch.column(column), dim)
         idx, scores = topk(queries, vectors, k)
         rowids = batch.column("_rowid").to_numpy().astype(np.int64)
         ids = np.where(idx >= 0, rowids[np.maximum(idx, 0)], -1)
@@ -92,8 +94,6 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
               target: float = TARGET_RECALL, seed: int = 0) -> Calibration:
     """For stored vectors as queries (their own row left out) and for off-item queries: the
     narrowest breadth on kind.ladder whose recall@k reaches target, or the widest (logged)."""
-    from mmrec.store import vector_matrix
-
     t0 = time.perf_counter()
     n = table.count_rows()
     offsets = np.random.default_rng(seed).choice(n, min(sample, n), replace=False)

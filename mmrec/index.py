@@ -193,15 +193,18 @@ def search_kind(store: CatalogStore, table: Any, exact: bool | None, near: bool 
     rows = table.count_rows()
     if exact is None and rows < EXACT_SEARCH_BELOW:
         return None
-    built = (store.meta().get("index") or {}).get("kind", DEFAULT_KIND)
-    kind = INDEX_KINDS.get(built, INDEX_KINDS[DEFAULT_KIND])
-    breadth = calibrated_breadth(store, table, near)
+    built = store.meta().get("index") or {}  # read once: this runs on every indexed search
+    kind = INDEX_KINDS.get(built.get("kind", DEFAULT_KIND), INDEX_KINDS[DEFAULT_KIND])
+    breadth = _breadth(built, table.name, near)
     return kind.with_breadth(breadth) if breadth else replace(kind, ef=search_ef(kind, rows))
 
 
 def calibrated_breadth(store: CatalogStore, table: Any, near: bool = False) -> int | None:
     """The search breadth `mmrec index` measured for table's vector index, if it did: for
     queries that are stored vectors (near) or for any other query."""
-    built = store.meta().get("index") or {}
-    entry = next((t for t in built.get("tables", []) if t.get("table") == table.name), {})
+    return _breadth(store.meta().get("index") or {}, table.name, near)
+
+
+def _breadth(built: dict[str, Any], table: str, near: bool) -> int | None:
+    entry = next((t for t in built.get("tables", []) if t.get("table") == table), {})
     return entry.get("breadth") if near else entry.get("far_breadth")
