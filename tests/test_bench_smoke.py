@@ -98,3 +98,14 @@ def test_paired_timing_tells_the_faster_of_two():
     res = paired(lambda: time.sleep(0.001), lambda: time.sleep(0.02), 3)
     assert res["rounds"] == 3 and len(res["a_ms"]) == len(res["b_ms"]) == 3
     assert res["speed"] > 3 and res["speed_min_max"][0] <= res["speed"] <= res["speed_min_max"][1]
+
+
+def test_query_cli_offers_every_data_model_and_index_kind():
+    """The CLI lists the choices literally (importing the bench at start-up would load
+    numpy for every command); they must stay the registries' keys."""
+    from mmrec.bench.query import DATA_MODELS
+    from mmrec.index import INDEX_KINDS
+
+    opts = {p.name: p for p in bench_command.commands["query"].params}
+    assert list(opts["data"].type.choices) == list(DATA_MODELS)
+    assert list(opts["index"].type.choices) == list(INDEX_KINDS)
