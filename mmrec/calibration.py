@@ -7,12 +7,16 @@ finds the true neighbours, on near-isotropic ones it must visit thousands of nod
 off-item directions (the worst case of a text query, which can need ten times the
 breadth). Their exact top k come from one streaming pass through the scoring kernels, and
 the breadth steps up the index kind's ladder until the index finds TARGET_RECALL of them.
+Off-item queries may instead take a projected exact scan (mmrec.sketch): given one, the
+same queries walk its re-rank ladder, and the route with the better recall (the faster,
+when both reach the target) serves them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +35,10 @@ SCAN_BATCH = 32_768  # rows per streamed batch of the exact pass (~185 MB at 1,4
 class Breadth:
     """The breadth chosen for one kind of query and what it measured."""
 
-    value: int  # the index kind's search knob (ef for HNSW, nprobes for IVF)
+    value: int  # the index kind's search knob (ef for HNSW, nprobes for IVF; sketch: re-ranked rows)
     recall: float  # recall@k at that breadth on the sample
     tried: dict[int, float]  # breadth -> recall, in the order tried
+    ms: float  # median milliseconds per query at that breadth
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class Calibration:
     far: Breadth
     queries: int  # of each kind
     seconds: float
+    sketch: Breadth | None = None  # the projected scan on the off-item queries, if offered one
+
+    @property
+    def far_route(self) -> str:
+        """"sketch" when the projected scan serves off-item queries better than the graph:
+        higher recall where either misses the target, else faster."""
+        if self.sketch is None:
+            return "graph"
+        def merit(b: Breadth) -> tuple[float, float]:
+            return (min(b.recall, TARGET_RECALL), -b.ms)
+        return "sketch" if merit(self.sketch) > merit(self.far) else "graph"
 
 
 def off_item_queries(layout: Any, n: int, seed: int = 0) -> np.ndarray:
@@ -91,9 +107,10 @@ def _index_neighbours(table: Any, column: str, query: np.ndarray, kind: Any, k: 
 
 
 def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, sample: int = SAMPLE,
-              target: float = TARGET_RECALL, seed: int = 0) -> Calibration:
+              target: float = TARGET_RECALL, seed: int = 0, sketch: Any = None) -> Calibration:
     """For stored vectors as queries (their own row left out) and for off-item queries: the
-    narrowest breadth on kind.ladder whose recall@k reaches target, or the widest (logged)."""
+    narrowest breadth on kind.ladder whose recall@k reaches target, or the widest (logged);
+    with a sketch, also the fewest re-ranked rows that reach it on the off-item queries."""
     t0 = time.perf_counter()
     n = table.count_rows()
     offsets = np.random.default_rng(seed).choice(n, min(sample, n), replace=False)
@@ -108,27 +125,47 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
                   for row, o in zip(exact[:len(near)], own, strict=True)]
     far_truth = [set(row[:k].tolist()) - {-1} for row in exact[len(near):]]
     no_own = np.full(len(far), -1)
-    near_b = _walk(table, column, kind, near, own, near_truth, k, target, kind.ladder, "stored vectors")
+    def graph(breadth: int) -> Callable[[np.ndarray], set[int]]:
+        tuned = kind.with_breadth(breadth)
+        return lambda q: _index_neighbours(table, column, q, tuned, k + 1)
+
+    def projected(rerank: int) -> Callable[[np.ndarray], set[int]]:
+        from mmrec.sketch import search_rows
+
+        return lambda q: {r["_rowid"] for r in search_rows(table, column, sketch, q, k, rerank, ["_rowid"])}
+
+    name = f"{table.name}.{column}"
+    near_b = _walk(graph, near, own, near_truth, k, target, kind.ladder,
+                   f"{name}, stored vectors, {kind.knob}")
     # an off-item query never needs less than a stored vector's breadth
     ladder = tuple(b for b in kind.ladder if b >= near_b.value)
-    far_b = _walk(table, column, kind, far, no_own, far_truth, k, target, ladder, "off-item queries")
-    return Calibration(near_b, far_b, len(near), time.perf_counter() - t0)
+    far_b = _walk(graph, far, no_own, far_truth, k, target, ladder, f"{name}, off-item queries, {kind.knob}")
+    sketch_b = None
+    if sketch is not None:
+        from mmrec.sketch import RERANK_LADDER
+
+        sketch_b = _walk(projected, far, no_own, far_truth, k, target, RERANK_LADDER,
+                         f"{name}, off-item queries, {sketch.dims}-dim sketch re-ranking")
+    return Calibration(near_b, far_b, len(near), time.perf_counter() - t0, sketch_b)
 
 
-def _walk(table: Any, column: str, kind: Any, queries: np.ndarray, own: np.ndarray, truth: list[set[int]],
-          k: int, target: float, ladder: tuple[int, ...], what: str) -> Breadth:
-    """Step up the ladder until the index's recall@k on queries reaches target."""
+def _walk(search: Callable[[int], Callable[[np.ndarray], set[int]]], queries: np.ndarray, own: np.ndarray,
+          truth: list[set[int]], k: int, target: float, ladder: tuple[int, ...], what: str) -> Breadth:
+    """Step up the ladder until search(breadth)'s recall@k on queries reaches target."""
     tried: dict[int, float] = {}
     for breadth in ladder:
-        tuned = kind.with_breadth(breadth)
-        hits = [len((_index_neighbours(table, column, q, tuned, k + 1) - {o}) & t) / max(len(t), 1)
-                for q, o, t in zip(queries, own, truth, strict=True)]
+        run = search(breadth)
+        hits, ms = [], []
+        for q, o, t in zip(queries, own, truth, strict=True):
+            t0 = time.perf_counter()
+            found = run(q)
+            ms.append((time.perf_counter() - t0) * 1e3)
+            hits.append(len((found - {o}) & t) / max(len(t), 1))
         tried[breadth] = float(np.mean(hits))
-        log.info("%s.%s, %s: %s %d -> recall@%d %.3f", table.name, column, what, kind.knob, breadth, k,
-                 tried[breadth])
+        log.info("%s %d -> recall@%d %.3f, %.1f ms", what, breadth, k, tried[breadth], float(np.median(ms)))
         if tried[breadth] >= target:
             break
     else:
-        log.warning("%s.%s: recall@%d %.3f for %s at the widest search (%s %d), under %.2f",
-                    table.name, column, k, tried[breadth], what, kind.knob, breadth, target)
-    return Breadth(breadth, tried[breadth], tried)
+        log.warning("%s: recall@%d %.3f at the widest search (%d), under %.2f", what, k, tried[breadth],
+                    breadth, target)
+    return Breadth(breadth, tried[breadth], tried, float(np.median(ms)))

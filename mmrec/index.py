@@ -87,6 +87,13 @@ class IndexReport:
     recall: float | None = None  # recall@10 it measured
     far_breadth: int | None = None  # ... for every other query (text, outside files, users)
     far_recall: float | None = None
+    far_ms: float | None = None  # median ms per off-item query on the graph at far_breadth
+    far_route: str = "graph"  # what serves those queries: the graph, or the sketch (mmrec.sketch)
+    sketch_dims: int | None = None  # the sketch measured, whichever route won
+    sketch_rerank: int | None = None
+    sketch_recall: float | None = None
+    sketch_ms: float | None = None
+    sketch_version: int | None = None  # the table version a kept sketch describes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,20 +118,21 @@ def index_kind(name: str) -> IndexKind:
 
 def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexReport]:
     """Build (or rebuild) the ANN index on items.fused and segments.vector, plus scalar
-    indexes on the id columns that filters and joins use."""
+    indexes on the id columns that filters and joins use, then calibrate each ANN index."""
     from lancedb.index import BTree
 
     spec = index_kind(kind)
-    reports = []
+    built: list[tuple[Any, str, float] | IndexReport] = []  # per vector column, in order
     for table, column in _vector_columns(store):
         t0 = time.perf_counter()
         rows = table.count_rows()
         if rows < MIN_INDEX_ROWS:
             log.info("%s: %d rows, too few for an ANN index (needs %d)", table.name, rows, MIN_INDEX_ROWS)
-            reports.append(IndexReport(table.name, column, rows, None, time.perf_counter() - t0))
+            built.append(IndexReport(table.name, column, rows, None, time.perf_counter() - t0))
+            _drop_sketch(store, table)
             continue
         table.create_index(column, config=spec.build(store.layout.dim, rows), replace=True)
-        reports.append(_calibrated(store, table, column, spec, t0))
+        built.append((table, column, time.perf_counter() - t0))
     scalar = [(store.items, "id"), (store.items, "path"), (store.segments, "item_id")]
     interactions = store.interactions_table()
     if interactions is not None:  # a user's rows, and everyone's on the candidates (recommend)
@@ -132,6 +140,13 @@ def build_indexes(store: CatalogStore, kind: str = DEFAULT_KIND) -> list[IndexRe
     for table, column in scalar:
         if table.count_rows():
             table.create_index(column, config=BTree(), replace=True)
+    # last: the sketches describe the tables' final versions
+    reports = []
+    for b in built:
+        if not isinstance(b, IndexReport):
+            table, column, took = b  # its build time counts into the report's seconds
+            b = _calibrated(store, table, column, spec, time.perf_counter() - took)
+        reports.append(b)
     store.set_meta({"index": {"kind": spec.name, "built_at": time.time(),
                               "tables": [r.to_json() for r in reports]}})
     return reports
@@ -159,11 +174,28 @@ def _has_vector_index(table: Any, column: str) -> bool:
 
 
 def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t0: float) -> IndexReport:
+    """Measure the breadths of table's index and its sketch; keep the sketch only if it won."""
+    from mmrec import sketch as sketches
     from mmrec.calibration import calibrate
 
-    cal = calibrate(table, column, spec, store.layout)
+    sketch = sketches.build_sketch(table, column)
+    cal = calibrate(table, column, spec, store.layout, sketch=sketch)
+    route = cal.far_route
+    if route == "sketch":
+        sketches.save(store.db, table.name, sketch)
+    else:
+        _drop_sketch(store, table)
+    s = cal.sketch
     return IndexReport(table.name, column, table.count_rows(), spec.name, time.perf_counter() - t0,
-                       cal.near.value, cal.near.recall, cal.far.value, cal.far.recall)
+                       cal.near.value, cal.near.recall, cal.far.value, cal.far.recall, cal.far.ms, route,
+                       sketch.dims, s.value if s else None, s.recall if s else None, s.ms if s else None,
+                       sketch.version if route == "sketch" else None)
+
+
+def _drop_sketch(store: CatalogStore, table: Any) -> None:
+    from mmrec import sketch as sketches
+
+    sketches.drop(store.db, table.name)
 
 
 def vector_index_status(store: CatalogStore) -> dict[str, Any]:
@@ -199,12 +231,31 @@ def search_kind(store: CatalogStore, table: Any, exact: bool | None, near: bool 
     return kind.with_breadth(breadth) if breadth else replace(kind, ef=search_ef(kind, rows))
 
 
-def calibrated_breadth(store: CatalogStore, table: Any, near: bool = False) -> int | None:
-    """The search breadth `mmrec index` measured for table's vector index, if it did: for
-    queries that are stored vectors (near) or for any other query."""
-    return _breadth(store.meta().get("index") or {}, table.name, near)
+def index_entry(store: CatalogStore, table: Any) -> dict[str, Any]:
+    """What `mmrec index` recorded for table (an IndexReport as JSON; {} if nothing)."""
+    return _entry(store.meta().get("index") or {}, table.name)
 
 
 def _breadth(built: dict[str, Any], table: str, near: bool) -> int | None:
-    entry = next((t for t in built.get("tables", []) if t.get("table") == table), {})
+    entry = _entry(built, table)
     return entry.get("breadth") if near else entry.get("far_breadth")
+
+
+def _entry(built: dict[str, Any], table: str) -> dict[str, Any]:
+    return next((t for t in built.get("tables", []) if t.get("table") == table), {})
+
+
+def far_sketch(store: CatalogStore, table: Any, exact: bool | None) -> tuple[Any, int] | None:
+    """(sketch, rows to re-rank) when calibration chose the projected scan for table's
+    off-item queries and the table is unchanged since; None: use search_kind."""
+    if exact is True:
+        return None
+    entry = index_entry(store, table)
+    if entry.get("far_route") != "sketch" or entry.get("sketch_version") != table.version:
+        return None  # never chosen, or rows written since: the graph (and its flat tail) serves
+    if exact is None and table.count_rows() < EXACT_SEARCH_BELOW:
+        return None
+    from mmrec import sketch as sketches
+
+    loaded = sketches.load(store.db, table.name, entry["sketch_version"])
+    return None if loaded is None else (loaded, int(entry["sketch_rerank"]))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.errors import ConfigError
-from mmrec.index import search_kind
+from mmrec.index import far_sketch, search_kind
 from mmrec.store import CatalogStore, _sql_list
 
 
@@ -58,6 +58,22 @@ def _vector_query(store: CatalogStore, table: Any, column: str, query: np.ndarra
     return q.bypass_vector_index() if kind is None else kind.configure(q, limit)
 
 
+def _search_rows(store: CatalogStore, table: Any, column: str, query: np.ndarray, where: str | None,
+                 exact: bool | None, limit: int, columns: list[str] | None, near: bool = False
+                 ) -> list[dict[str, Any]]:
+    """The top `limit` rows by query · column (near: query is a stored vector). An unfiltered
+    query from outside the catalog takes the projected scan where calibration chose it
+    (mmrec.sketch); every other query the LanceDB search of _vector_query."""
+    route = None if near or where else far_sketch(store, table, exact)
+    if route is not None:
+        from mmrec.sketch import search_rows
+
+        sketch, rerank = route
+        return search_rows(table, column, sketch, query, limit, rerank, columns)
+    q = _vector_query(store, table, column, query, where, exact, limit, near)
+    return _checked_rows(q if columns is None else q.select(columns), where)
+
+
 def _checked_rows(q: Any, where: str | None) -> list[dict[str, Any]]:
     try:
         return q.to_arrow().to_pylist()
@@ -98,9 +114,9 @@ def nearest_items(
     pred = f"({where})" if where else None
     # a query that excludes items was built from a stored one (search by item or catalogued
     # file): the narrower breadth calibrated for stored vectors finds its neighbours
-    q = _vector_query(store, store.items, "fused", query, pred, exact, k + len(skip),
-                      near=bool(skip)).select(HIT_COLUMNS)
-    rows = [r for r in _checked_rows(q, where) if r["id"] not in skip][:k]
+    found = _search_rows(store, store.items, "fused", query, pred, exact, k + len(skip), HIT_COLUMNS,
+                         near=bool(skip))
+    rows = [r for r in found if r["id"] not in skip][:k]
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
     scores = fused @ query if rows else np.zeros(0)
     parts = store.layout.modality_scores(query, fused) if rows else {}
@@ -118,8 +134,8 @@ def nearest_items(
 def nearest_ids(store: CatalogStore, query: np.ndarray, n: int, exact: bool | None = None) -> list[str]:
     """Ids of the n items nearest to query (by query · fused; index as for nearest_items):
     the candidate stage of recommending from a large catalog."""
-    q = _vector_query(store, store.items, "fused", query, None, exact, n).select(["id", "_distance"])
-    return q.to_arrow().column("id").to_pylist()
+    rows = _search_rows(store, store.items, "fused", query, None, exact, n, ["id", "_distance"])
+    return [r["id"] for r in rows]
 
 
 def nearest_segments(
@@ -141,9 +157,8 @@ def nearest_segments(
         if not ids:
             return []
         preds.append(f"item_id IN ({_sql_list(ids)})")
-    q = _vector_query(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k,
-                      near=bool(exclude))
-    rows = q.to_arrow().to_pylist()
+    rows = _search_rows(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k, None,
+                        near=bool(exclude))
     if not rows:
         return []
     vecs = np.array([r["vector"] for r in rows], dtype=np.float32)

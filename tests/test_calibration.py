@@ -132,6 +132,8 @@ def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
 def test_search_by_item_uses_the_stored_vector_breadth_and_others_the_far_one(store, monkeypatch):
     from mmrec import search
 
+    meta = store.meta()["index"]  # the graph serves off-item queries (the sketch: test_sketch.py)
+    store.set_meta({"index": {**meta, "tables": [{**t, "far_route": "graph"} for t in meta["tables"]]}})
     seen = []
     real = search.search_kind
     monkeypatch.setattr(search, "search_kind", lambda *a: seen.append(a[3]) or real(*a))

@@ -161,7 +161,7 @@ def _texts(n: int, seed: int = 2) -> list[str]:
 def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: TextQuery,
               dims: Sequence[tuple[str, int]], data: str) -> dict[str, Any]:
     import mmrec
-    from mmrec.index import build_indexes, calibrate_indexes, calibrated_breadth, search_kind
+    from mmrec.index import build_indexes, calibrate_indexes, far_sketch, index_entry, search_kind
     from mmrec.search import nearest_items
 
     path = root / f"synthetic-{data}-{n}.lance"
@@ -191,11 +191,13 @@ def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: 
         row["index_build_s"] = time.perf_counter() - t0
     else:  # a kept catalog's index (minutes to build at 1M on few cores)
         row["index_build_s"] = None
-        if calibrated_breadth(store, store.items) is None:  # built by an older mmrec
+        if "far_route" not in index_entry(store, store.items):  # built by an older mmrec
             calibrate_indexes(store)
     row["index"] = kind
     row["search_breadth"] = {q: {(k := search_kind(store, store.items, False, near)).knob: getattr(k, k.knob)}
                              for q, near in (("stored", True), ("other", False))}
+    sketch = far_sketch(store, store.items, False)  # what serves the other queries instead, if chosen
+    row["far_route"] = "graph" if sketch is None else {"sketch_dims": sketch[0].dims, "rerank": sketch[1]}
     row["ann_vector_ms"] = latencies_ms(by_vector(False), qvecs)
     row["ann_item_ms"] = latencies_ms(by_item(False), ids)
     row["ann_text_ms"] = latencies_ms(lambda t: text.search(store, t, exact=False), _texts(queries))

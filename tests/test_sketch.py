@@ -1,0 +1,145 @@
+"""The projected exact scan for off-item queries: its basis, its candidates, how `mmrec
+index` keeps or drops it, and that search uses it only while its table is unchanged."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmrec import calibration, sketch
+from mmrec.calibration import Breadth, Calibration, off_item_queries
+from mmrec.fusion import FusionLayout
+from mmrec.index import build_indexes, far_sketch
+from mmrec.store import CatalogStore, ItemRecord
+
+N, DIM, RANK = 3000, 96, 12
+
+
+def _low_rank(rng: np.random.Generator, n: int, dim: int = DIM, rank: int = RANK) -> np.ndarray:
+    """Unit vectors near a rank-`rank` subspace, as learned embeddings are."""
+    x = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, dim))
+    x += 0.02 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _item(layout: FusionLayout, i: int, v: np.ndarray) -> ItemRecord:
+    return ItemRecord(id=f"i{i:05d}", path=f"/lib/{i}.mp4", size=i, mtime=0.0, duration=5.0,
+                      kind="video", title=f"item {i}", text="", tags=[], vectors={"visual": v},
+                      fused=layout.fuse({"visual": v}), fingerprints={})
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sketch") / "cat.lance"
+    layout = FusionLayout.from_dims([("visual", "synthetic-visual", DIM)])
+    s = CatalogStore.create(path, layout, {"preset": "synthetic"})
+    x = _low_rank(np.random.default_rng(4), N)
+    items = [_item(layout, i, x[i]) for i in range(N)]
+    for k in range(0, N, 1000):  # several fragments: row ids are not positions
+        s.write(items[k:k + 1000], [])
+    return path
+
+
+@pytest.fixture()
+def store(catalog, tmp_path) -> CatalogStore:
+    """A copy of the catalog each test may index and write to."""
+    shutil.copytree(catalog, tmp_path / "cat.lance")
+    return CatalogStore.open(tmp_path / "cat.lance")
+
+
+def _exact(store: CatalogStore, q: np.ndarray, k: int) -> list[str]:
+    t = store.items.search().select(["id", "fused"]).limit(None).to_arrow()
+    scores = np.asarray(t.column("fused").to_pylist(), np.float32) @ q
+    return [t.column("id")[int(i)].as_py() for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+def _route(monkeypatch, route: str) -> None:
+    """Which route calibration picks: its rule is timing-dependent (tested on its own below)."""
+    monkeypatch.setattr(Calibration, "far_route", property(lambda self: route))
+
+
+def test_basis_keeps_the_fewest_directions_that_explain_the_variance():
+    rng = np.random.default_rng(0)
+    basis = sketch.fit_basis(_low_rank(rng, 2000))
+    assert basis.shape == (DIM, 16)  # rank 12, rounded up to a whole DIM_STEP
+    np.testing.assert_allclose(basis.T @ basis, np.eye(16), atol=1e-4)
+    iso = rng.standard_normal((2000, 200)).astype(np.float32)
+    assert sketch.fit_basis(iso).shape == (200, sketch.MAX_DIMS)  # no low-rank structure: the cap
+
+
+def test_rescoring_every_row_is_exact_and_rows_look_like_an_index_search(store):
+    sk = sketch.build_sketch(store.items, "fused")
+    assert sk.coords.shape == (N, 16) and len(np.unique(sk.rowids)) == N
+    q = off_item_queries(store.layout, 1, seed=3)[0]
+    rows = sketch.search_rows(store.items, "fused", sk, q, 10, N, ["id", "title", "_distance"])
+    assert [r["id"] for r in rows] == _exact(store, q, 10)
+    for r in rows:
+        assert r["_distance"] == pytest.approx(1.0 - float(np.dot(r["fused"], q)), abs=1e-5)
+        assert r["title"] == f"item {int(r['id'][1:])}"
+
+
+def test_few_candidates_find_the_true_neighbours_of_far_queries_on_low_rank_data(store):
+    sk = sketch.build_sketch(store.items, "fused")
+    recall = [len({r["id"] for r in sketch.search_rows(store.items, "fused", sk, q, 10, 100, ["id"])}
+                  & set(_exact(store, q, 10))) / 10
+              for q in off_item_queries(store.layout, 20, seed=9)]
+    assert np.mean(recall) >= 0.95  # 100 of 3,000 rows re-scored
+
+
+def test_far_route_prefers_recall_under_the_target_and_speed_above_it():
+    def b(recall: float, ms: float) -> Breadth:
+        return Breadth(1, recall, {1: recall}, ms)
+
+    def route(far: Breadth, sk: Breadth | None) -> str:
+        return Calibration(b(1.0, 1.0), far, 10, 0.0, sk).far_route
+
+    target = calibration.TARGET_RECALL
+    assert route(b(target, 60.0), None) == "graph"
+    assert route(b(target, 60.0), b(0.99, 10.0)) == "sketch"  # both reach it: the faster
+    assert route(b(0.99, 10.0), b(target, 60.0)) == "graph"
+    assert route(b(0.85, 70.0), b(0.90, 90.0)) == "sketch"  # neither: the better recall
+    assert route(b(0.85, 70.0), b(0.02, 5.0)) == "graph"
+
+
+def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unchanged(store, monkeypatch):
+    from mmrec import search
+
+    _route(monkeypatch, "sketch")
+    items = next(r for r in build_indexes(store) if r.table == "items")
+    assert items.far_route == "sketch" and items.sketch_dims == 16
+    assert items.sketch_rerank in sketch.RERANK_LADDER and items.sketch_version == store.items.version
+    queries = off_item_queries(store.layout, 10, seed=21)
+    sketch._LOADED.clear()  # as a new process: read back from the catalog
+    assert far_sketch(store, store.items, exact=False) is not None
+    assert far_sketch(store, store.items, exact=True) is None
+    assert far_sketch(store, store.items, exact=None) is None  # under 20,000 rows: exact scan
+    used = []
+    real = sketch.search_rows
+    monkeypatch.setattr(sketch, "search_rows", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    recall = [len({h.item_id for h in search.nearest_items(store, q, 10, with_segments=False, exact=False)}
+                  & set(_exact(store, q, 10))) / 10 for q in queries]
+    assert len(used) == len(queries) and np.mean(recall) >= 0.95
+    # filtered queries and searches by item go to the index
+    search.nearest_items(store, queries[0], 5, where="size > 10", with_segments=False, exact=False)
+    search.nearest_items(store, queries[0], 5, exclude=("i00001",), with_segments=False, exact=False)
+    assert len(used) == len(queries)
+    # a write makes the sketch stale: search falls back to the graph and finds the new row
+    new = _low_rank(np.random.default_rng(99), 1)[0]
+    store.write([_item(store.layout, N, new)], [])
+    assert far_sketch(store, store.items, exact=False) is None
+    hits = search.nearest_items(store, new, 3, with_segments=False, exact=False)
+    assert hits[0].item_id == f"i{N:05d}" and len(used) == len(queries)
+
+
+def test_index_drops_a_sketch_the_graph_beat(store, monkeypatch):
+    _route(monkeypatch, "sketch")
+    build_indexes(store)
+    assert "items_sketch" in store.db.list_tables().tables
+    _route(monkeypatch, "graph")
+    items = next(r for r in build_indexes(store) if r.table == "items")
+    assert items.far_route == "graph" and items.sketch_recall is not None  # measured, not kept
+    assert "items_sketch" not in store.db.list_tables().tables
+    assert far_sketch(store, store.items, exact=False) is None
