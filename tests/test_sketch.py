@@ -79,6 +79,8 @@ def test_rescoring_every_row_is_exact_and_rows_look_like_an_index_search(store):
     for r in rows:
         assert r["_distance"] == pytest.approx(1.0 - float(np.dot(r["fused"], q)), abs=1e-5)
         assert r["title"] == f"item {int(r['id'][1:])}"
+    every = sketch.search_rows(store.items, "fused", sk, q, 3, 50)  # columns None: all of them
+    assert set(store.items.schema.names) <= set(every[0]) and [r["id"] for r in every] == _exact(store, q, 3)
 
 
 def test_few_candidates_find_the_true_neighbours_of_far_queries_on_low_rank_data(store):
