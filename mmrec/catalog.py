@@ -235,8 +235,9 @@ class Catalog:
         return out
 
     def index(self, kind: str = DEFAULT_INDEX_KIND, calibrate_only: bool = False) -> list[IndexReport]:
-        """Build the ANN indexes (items and segments) and measure their search breadth, or
-        only measure it again; see mmrec.index for when search uses them."""
+        """Build the ANN indexes (items and segments), measure their search breadth and
+        the sketch for off-item queries (mmrec.sketch), or only measure and sketch again;
+        see mmrec.index for when search uses them."""
         with write_lock(self.path):
             store = self._open()
             return calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)

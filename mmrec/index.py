@@ -199,14 +199,19 @@ def _drop_sketch(store: CatalogStore, table: Any) -> None:
 
 
 def vector_index_status(store: CatalogStore) -> dict[str, Any]:
-    """Per table: the ANN index type and how many rows it does not cover yet."""
+    """Per table: the ANN index type, how many rows it does not cover yet, and what serves
+    queries from outside the catalog (graph, sketch, or a sketch gone stale by writes)."""
     out: dict[str, Any] = {}
     for table in (store.items, store.segments):
         for ix in table.list_indices():
             st = table.index_stats(ix.name)
             if st is not None and st.distance_type is not None:
+                entry = index_entry(store, table)
+                route = entry.get("far_route", "graph")
+                if route == "sketch" and entry.get("sketch_version") != table.version:
+                    route = "graph (sketch stale: run `mmrec index`)"
                 out[table.name] = {"type": st.index_type, "indexed": st.num_indexed_rows,
-                                   "unindexed": st.num_unindexed_rows}
+                                   "unindexed": st.num_unindexed_rows, "far_route": route}
     return out
 
 

@@ -12,7 +12,7 @@ import pytest
 from mmrec import calibration, sketch
 from mmrec.calibration import Breadth, Calibration, off_item_queries
 from mmrec.fusion import FusionLayout
-from mmrec.index import build_indexes, far_sketch
+from mmrec.index import build_indexes, far_sketch, vector_index_status
 from mmrec.store import CatalogStore, ItemRecord
 
 N, DIM, RANK = 3000, 96, 12
@@ -118,6 +118,7 @@ def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unc
     assert far_sketch(store, store.items, exact=False) is not None
     assert far_sketch(store, store.items, exact=True) is None
     assert far_sketch(store, store.items, exact=None) is None  # under 20,000 rows: exact scan
+    assert vector_index_status(store)["items"]["far_route"] == "sketch"
     used = []
     real = sketch.search_rows
     monkeypatch.setattr(sketch, "search_rows", lambda *a, **kw: used.append(1) or real(*a, **kw))
@@ -132,6 +133,7 @@ def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unc
     new = _low_rank(np.random.default_rng(99), 1)[0]
     store.write([_item(store.layout, N, new)], [])
     assert far_sketch(store, store.items, exact=False) is None
+    assert "sketch stale" in vector_index_status(store)["items"]["far_route"]
     hits = search.nearest_items(store, new, 3, with_segments=False, exact=False)
     assert hits[0].item_id == f"i{N:05d}" and len(used) == len(queries)
 

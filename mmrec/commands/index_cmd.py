@@ -16,8 +16,8 @@ from mmrec.index import DEFAULT_KIND, INDEX_KINDS, MIN_INDEX_ROWS
 @click.option("--type", "kind", type=click.Choice(list(INDEX_KINDS)), default=DEFAULT_KIND,
               show_default=True, help="ANN index type (IVF-HNSW with SQ, or IVF-PQ).")
 @click.option("--calibrate-only", is_flag=True,
-              help="Keep the indexes; only measure their search breadth again (after large "
-                   "ingests, or for an index built by an older mmrec).")
+              help="Keep the indexes; only measure their search breadth and rebuild the "
+                   "sketch (after ingests, or for an index built by an older mmrec).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: bool) -> None:
     """Build (or rebuild) the ANN index on item and segment vectors.

@@ -40,7 +40,8 @@ def stats_command(db: Path | None, show_errors: bool, as_json: bool) -> None:
                                                    else "  (list them with --errors)"))
     table.add_row("preset", str(stats["preset"]))
     index = stats["index"]
-    table.add_row("ANN index", ", ".join(f"{t}: {v['type']} ({v['unindexed']} rows not yet indexed)"
+    table.add_row("ANN index", ", ".join(f"{t}: {v['type']} ({v['unindexed']} rows not yet indexed; "
+                                         f"other queries: {v['far_route']})"
                                          for t, v in index.items()) or "none (exact search)")
     table.add_row("storage", _size(stats["storage_bytes"]))
     console.print(table)
