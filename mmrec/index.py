@@ -187,9 +187,11 @@ def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t
         _drop_sketch(store, table)
     s = cal.sketch
     return IndexReport(table.name, column, table.count_rows(), spec.name, time.perf_counter() - t0,
-                       cal.near.value, cal.near.recall, cal.far.value, cal.far.recall, cal.far.ms, route,
-                       sketch.dims, s.value if s else None, s.recall if s else None, s.ms if s else None,
-                       sketch.version if route == "sketch" else None)
+                       breadth=cal.near.value, recall=cal.near.recall, far_breadth=cal.far.value,
+                       far_recall=cal.far.recall, far_ms=cal.far.ms, far_route=route, sketch_dims=sketch.dims,
+                       sketch_rerank=s.value if s else None, sketch_recall=s.recall if s else None,
+                       sketch_ms=s.ms if s else None,
+                       sketch_version=sketch.version if route == "sketch" else None)
 
 
 def _drop_sketch(store: CatalogStore, table: Any) -> None:
