@@ -178,12 +178,17 @@ def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t
     from mmrec import sketch as sketches
     from mmrec.calibration import calibrate
 
-    sketch = sketches.build_sketch(table, column)
-    cal = calibrate(table, column, spec, store.layout, sketch=sketch)
+    sketch = sketches.build_sketch(table, column, store.path)
+    try:
+        cal = calibrate(table, column, spec, store.layout, sketch=sketch)
+    except BaseException:
+        sketches.discard(sketch)
+        raise
     route = cal.far_route
     if route == "sketch":
-        sketches.save(store.db, table.name, sketch)
+        sketches.save(store.path, table.name, sketch)
     else:
+        sketches.discard(sketch)
         _drop_sketch(store, table)
     s = cal.sketch
     return IndexReport(table.name, column, table.count_rows(), spec.name, time.perf_counter() - t0,
@@ -197,7 +202,13 @@ def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t
 def _drop_sketch(store: CatalogStore, table: Any) -> None:
     from mmrec import sketch as sketches
 
-    sketches.drop(store.db, table.name)
+    sketches.drop(store.path, store.db, table.name)
+
+
+def _sketch_saved(store: CatalogStore, table: Any) -> bool:
+    from mmrec import sketch as sketches
+
+    return sketches.exists(store.path, table.name)
 
 
 def vector_index_status(store: CatalogStore) -> dict[str, Any]:
@@ -212,6 +223,8 @@ def vector_index_status(store: CatalogStore) -> dict[str, Any]:
                 route = entry.get("far_route", "graph")
                 if route == "sketch" and entry.get("sketch_version") != table.version:
                     route = "graph (sketch stale: run `mmrec index`)"
+                elif route == "sketch" and not _sketch_saved(store, table):
+                    route = "graph (sketch missing: run `mmrec index`)"
                 out[table.name] = {"type": st.index_type, "indexed": st.num_indexed_rows,
                                    "unindexed": st.num_unindexed_rows, "far_route": route}
     return out
@@ -264,5 +277,5 @@ def far_sketch(store: CatalogStore, table: Any, exact: bool | None) -> tuple[Any
         return None
     from mmrec import sketch as sketches
 
-    loaded = sketches.load(store.db, table.name, entry["sketch_version"])
+    loaded = sketches.load(store.path, table.name, entry["sketch_version"])
     return None if loaded is None else (loaded, int(entry["sketch_rerank"]))

@@ -1,12 +1,15 @@
-"""The projected exact scan for off-item queries: its basis, its candidates, how `mmrec
-index` keeps or drops it, and that search uses it only while its table is unchanged."""
+"""The compressed scan for off-item queries: its basis, its candidates on low-rank and on
+near-isotropic data, how `mmrec index` keeps or drops it, and that search uses it only
+while its table is unchanged."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from mmrec import calibration, sketch
@@ -71,8 +74,10 @@ def test_basis_keeps_the_fewest_directions_that_explain_the_variance():
 
 
 def test_rescoring_every_row_is_exact_and_rows_look_like_an_index_search(store):
-    sk = sketch.build_sketch(store.items, "fused")
-    assert sk.coords.shape == (N, 16) and len(np.unique(sk.rowids)) == N
+    sk = sketch.build_sketch(store.items, "fused", store.path)
+    assert sk.coords.shape == (N, 16) and sk.q8.shape == (N, DIM) and len(np.unique(sk.rowids)) == N
+    x = np.asarray(store.items.take_row_ids(sk.rowids[:50].tolist()).to_arrow().column("fused").to_pylist())
+    np.testing.assert_allclose(sk.q8[:50] * sk.scale[:50, None], x, atol=0.5 / 127)  # rows in rowids order
     q = off_item_queries(store.layout, 1, seed=3)[0]
     rows = sketch.search_rows(store.items, "fused", sk, q, 10, N, ["id", "title", "_distance"])
     assert [r["id"] for r in rows] == _exact(store, q, 10)
@@ -84,11 +89,38 @@ def test_rescoring_every_row_is_exact_and_rows_look_like_an_index_search(store):
 
 
 def test_few_candidates_find_the_true_neighbours_of_far_queries_on_low_rank_data(store):
-    sk = sketch.build_sketch(store.items, "fused")
+    sk = sketch.build_sketch(store.items, "fused", store.path)
     recall = [len({r["id"] for r in sketch.search_rows(store.items, "fused", sk, q, 10, 100, ["id"])}
                   & set(_exact(store, q, 10))) / 10
               for q in off_item_queries(store.layout, 20, seed=9)]
     assert np.mean(recall) >= 0.95  # 100 of 3,000 rows re-scored
+
+
+def test_sign_bits_find_far_neighbours_that_the_principal_directions_miss(tmp_path):
+    """Near-isotropic vectors: 64 principal directions carry ~30% of the variance, so the
+    shortlist must come mostly from the rotated residual's sign bits."""
+    dim, n = 256, 4000
+    layout = FusionLayout.from_dims([("visual", "synthetic-visual", dim)])
+    s = CatalogStore.create(tmp_path / "iso.lance", layout, {"preset": "synthetic"})
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, dim))[rng.integers(0, 20, n)] + rng.standard_normal((n, dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    s.write([_item(layout, i, x[i]) for i in range(n)], [])
+    sk = sketch.build_sketch(s.items, "fused", s.path)
+    assert sk.dims == sketch.MAX_DIMS
+    x_sk = x[sk.rowids]  # one fragment: row id = position
+    queries = off_item_queries(layout, 30, seed=5)
+    truth = [set(np.argsort(-(x_sk @ q))[:10].tolist()) for q in queries]
+    no_bits = replace(sk, fac=np.zeros_like(sk.fac))  # the principal part alone
+
+    def recall(k: sketch.Sketch) -> float:
+        return float(np.mean([len(set(k.shortlist(q, 100).tolist()) & t) / 10
+                              for q, t in zip(queries, truth, strict=True)]))
+
+    with_bits, without = recall(sk), recall(no_bits)
+    assert with_bits >= 0.95 and with_bits >= without + 0.2, (with_bits, without)  # 0.99 vs 0.70
+    sketch.discard(sk)
+    assert not sk.directory.exists()
 
 
 def test_far_route_prefers_recall_under_the_target_and_speed_above_it():
@@ -113,6 +145,8 @@ def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unc
     items = next(r for r in build_indexes(store) if r.table == "items")
     assert items.far_route == "sketch" and items.sketch_dims == 16
     assert items.sketch_rerank in sketch.RERANK_LADDER and items.sketch_version == store.items.version
+    assert sketch.exists(store.path, "items")
+    assert [p.name for p in (store.path / sketch.DIRECTORY).iterdir()] == ["items"]  # no build left over
     queries = off_item_queries(store.layout, 10, seed=21)
     sketch._LOADED.clear()  # as a new process: read back from the catalog
     assert far_sketch(store, store.items, exact=False) is not None
@@ -141,9 +175,31 @@ def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unc
 def test_index_drops_a_sketch_the_graph_beat(store, monkeypatch):
     _route(monkeypatch, "sketch")
     build_indexes(store)
-    assert "items_sketch" in store.db.list_tables().tables
+    assert sketch.exists(store.path, "items")
+    store.db.create_table("items_sketch", pa.table({"row": [1]}))  # where an older mmrec kept one
     _route(monkeypatch, "graph")
     items = next(r for r in build_indexes(store) if r.table == "items")
     assert items.far_route == "graph" and items.sketch_recall is not None  # measured, not kept
-    assert "items_sketch" not in store.db.list_tables().tables
+    assert not sketch.exists(store.path, "items") and "items_sketch" not in store.db.list_tables().tables
+    assert list((store.path / sketch.DIRECTORY).iterdir()) == []
     assert far_sketch(store, store.items, exact=False) is None
+
+
+def test_a_saved_sketch_replaces_the_old_one_under_open_maps(store):
+    first = sketch.save(store.path, "items", sketch.build_sketch(store.items, "fused", store.path))
+    old_codes = np.array(first.codes)
+    store.write([_item(store.layout, N, _low_rank(np.random.default_rng(7), 1)[0])], [])
+    second = sketch.save(store.path, "items", sketch.build_sketch(store.items, "fused", store.path))
+    assert len(second.rowids) == N + 1 and second.version == store.items.version
+    np.testing.assert_array_equal(first.codes, old_codes)  # a reader of the old maps still reads them
+    assert sketch.load(store.path, "items", first.version) is None  # it describes another version
+    assert sketch.load(store.path, "items", second.version).directory == second.directory
+
+
+def test_a_table_that_changes_during_the_build_leaves_no_sketch_behind(store, monkeypatch):
+    from mmrec.errors import MmrecError
+
+    monkeypatch.setattr(type(store.items), "count_rows", lambda self, *a, **kw: N - 1)  # a row slipped in
+    with pytest.raises(MmrecError, match="changed while its sketch was built"):
+        sketch.build_sketch(store.items, "fused", store.path)
+    assert list((store.path / sketch.DIRECTORY).iterdir()) == []
