@@ -7,9 +7,9 @@ finds the true neighbours, on near-isotropic ones it must visit thousands of nod
 off-item directions (the worst case of a text query, which can need ten times the
 breadth). Their exact top k come from one streaming pass through the scoring kernels, and
 the breadth steps up the index kind's ladder until the index finds TARGET_RECALL of them.
-Off-item queries may instead take a projected exact scan (mmrec.sketch): given one, the
-same queries walk its re-rank ladder, and the route with the better recall (the faster,
-when both reach the target) serves them.
+Off-item queries may instead take a compressed scan of every row (mmrec.sketch): given
+one, the same queries walk its re-scoring ladder, and the route with the better recall
+(the faster, when both reach the target) serves them.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ class Calibration:
     far: Breadth
     queries: int  # of each kind
     seconds: float
-    sketch: Breadth | None = None  # the projected scan on the off-item queries, if offered one
+    sketch: Breadth | None = None  # the sketch's scan on the off-item queries, if offered one
 
     @property
     def far_route(self) -> str:
-        """"sketch" when the projected scan serves off-item queries better than the graph:
+        """"sketch" when the sketch's scan serves off-item queries better than the graph:
         higher recall where either misses the target, else faster."""
         if self.sketch is None:
             return "graph"
@@ -110,7 +110,7 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
               target: float = TARGET_RECALL, seed: int = 0, sketch: Any = None) -> Calibration:
     """For stored vectors as queries (their own row left out) and for off-item queries: the
     narrowest breadth on kind.ladder whose recall@k reaches target, or the widest (logged);
-    with a sketch, also the fewest re-ranked rows that reach it on the off-item queries."""
+    with a sketch, also the fewest re-scored rows that reach it on the off-item queries."""
     t0 = time.perf_counter()
     n = table.count_rows()
     offsets = np.random.default_rng(seed).choice(n, min(sample, n), replace=False)
@@ -129,7 +129,7 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
         tuned = kind.with_breadth(breadth)
         return lambda q: _index_neighbours(table, column, q, tuned, k + 1)
 
-    def projected(rerank: int) -> Callable[[np.ndarray], set[int]]:
+    def sketched(rerank: int) -> Callable[[np.ndarray], set[int]]:
         from mmrec.sketch import search_rows
 
         return lambda q: {r["_rowid"] for r in search_rows(table, column, sketch, q, k, rerank, ["_rowid"])}
@@ -144,8 +144,8 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
     if sketch is not None:
         from mmrec.sketch import RERANK_LADDER
 
-        sketch_b = _walk(projected, far, no_own, far_truth, k, target, RERANK_LADDER,
-                         f"{name}, off-item queries, {sketch.dims}-dim sketch re-ranking")
+        sketch_b = _walk(sketched, far, no_own, far_truth, k, target, RERANK_LADDER,
+                         f"{name}, off-item queries, sketch re-scoring")
     return Calibration(near_b, far_b, len(near), time.perf_counter() - t0, sketch_b)
 
 

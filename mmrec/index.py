@@ -266,7 +266,7 @@ def _entry(built: dict[str, Any], table: str) -> dict[str, Any]:
 
 
 def far_sketch(store: CatalogStore, table: Any, exact: bool | None) -> tuple[Any, int] | None:
-    """(sketch, rows to re-rank) when calibration chose the projected scan for table's
+    """(sketch, rows to re-score) when calibration chose the sketch for table's
     off-item queries and the table is unchanged since; None: use search_kind."""
     if exact is True:
         return None

@@ -62,7 +62,7 @@ def _search_rows(store: CatalogStore, table: Any, column: str, query: np.ndarray
                  exact: bool | None, limit: int, columns: list[str] | None, near: bool = False
                  ) -> list[dict[str, Any]]:
     """The top `limit` rows by query · column (near: query is a stored vector). An unfiltered
-    query from outside the catalog takes the projected scan where calibration chose it
+    query from outside the catalog takes the sketch's scan where calibration chose it
     (mmrec.sketch); every other query the LanceDB search of _vector_query."""
     route = None if near or where else far_sketch(store, table, exact)
     if route is not None:

@@ -27,8 +27,9 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
     ingests: rows added since are still found, by a slower flat scan. The search
     breadth is measured on the catalog's own vectors (recall@10 >= 0.97 against exact
     on a sample) and kept for every later search. Queries from outside the catalog (text,
-    files, users) may instead take a projected exact scan (a "sketch" of the vectors on
-    their top principal directions) where it measured better than the graph.
+    files, users) may instead take a scan of every row from a compressed "sketch" (top
+    principal directions + sign bits, a few hundred to thousands of candidates re-scored)
+    where it measured better than the graph.
     """
     reports = make_catalog(db).index(kind, calibrate_only=calibrate_only)
     if as_json:
@@ -46,5 +47,6 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
             if r.sketch_rerank is not None:
                 verdict = ("serves other queries" if r.far_route == "sketch"
                            else "not kept: the graph is better")
-                console.print(f"  {r.sketch_dims}-dim sketch re-ranking {r.sketch_rerank}: recall@10 "
+                console.print(f"  sketch ({r.sketch_dims} directions + sign bits) re-scoring "
+                              f"{r.sketch_rerank}: recall@10 "
                               f"{r.sketch_recall:.3f}, {r.sketch_ms:.1f} ms; {verdict}")
