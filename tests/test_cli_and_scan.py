@@ -22,6 +22,21 @@ def test_import_mmrec_is_light():
     assert out.stdout.strip() == "[]"
 
 
+def test_import_mmrec_quiets_idle_blas_workers_unless_told_otherwise():
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT when numpy loads it: mmrec sets it first
+    (idle workers otherwise spin ~0.1 s and slow the next torch or Numba pass)."""
+    def timeout(code: str, **env: str) -> str:
+        run_env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"} | env
+        out = subprocess.run([sys.executable, "-c", code + "; import os; "
+                              "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"],
+                             capture_output=True, text=True, check=True, env=run_env)
+        return out.stdout.strip()
+
+    assert timeout("import mmrec") == "4"
+    assert timeout("import mmrec", OPENBLAS_THREAD_TIMEOUT="9") == "9"  # the user's value wins
+    assert timeout("import numpy, mmrec") == "None"  # too late to matter: left alone
+
+
 def test_sample_library_and_probe_cli(tmp_path):
     lib = tmp_path / "lib"
     paths = make_sample_library(lib, include_broken=True)
