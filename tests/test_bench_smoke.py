@@ -109,3 +109,17 @@ def test_query_cli_offers_every_data_model_and_index_kind():
     opts = {p.name: p for p in bench_command.commands["query"].params}
     assert list(opts["data"].type.choices) == list(DATA_MODELS)
     assert list(opts["index"].type.choices) == list(INDEX_KINDS)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_full_score_sweep_spans_every_axis_of_the_issue(device):
+    """Users, items, dims and k each take at least two values, at the issue's ends where the
+    machine holds them (10M float32 items at 512 dims need 20 GB: CUDA only)."""
+    from mmrec.bench.score_cases import CPU_GOAL, cases_for
+
+    cases = cases_for(device, quick=False, full=True)
+    assert CPU_GOAL in cases or any(c.cpu_too for c in cases)
+    assert {1, 16, 256, 4096} <= {c.users for c in cases}
+    assert {10_000, 1_000_000} <= {c.items for c in cases}
+    assert {512, 1408} <= {c.dim for c in cases} and {1000} <= {c.k for c in cases}
+    assert len(cases) > len(cases_for(device, quick=False, full=False))

@@ -29,13 +29,21 @@ CPU_GOAL = Case(256, 100_000, 512, 20)  # the CPU goal of the issue
 
 def cases_for(device: str, quick: bool, full: bool) -> list[Case]:
     """quick: seconds (tests); CPU: the CPU goal size and a users sweep (across the few-users
-    kernel's limit of 32); CUDA full: users
+    kernel's limit of 32), full adds the other axes at sizes a 2-core, 24 GB machine holds
+    (items 10k and 1M, dims 1408, k 1000, 4,096 users); CUDA full: users
     1..16384, items 10k..10M, dims 512 and 1408, k 10..1000, float32 and float16 items (cut
     to what fits a few minutes of GPU time)."""
     if quick:
         return [Case(u, 4000, 32, 10) for u in (1, 16, 64)] + [Case(16, 4000, 32, 100, "float16")]
     if not device.startswith("cuda"):
-        return [CPU_GOAL] + [Case(u, 100_000, 512, 20, reference=False) for u in (1, 2, 4, 16, 32, 64, 1024)]
+        out = [CPU_GOAL] + [Case(u, 100_000, 512, 20, reference=False) for u in (1, 2, 4, 16, 32, 64, 1024)]
+        if full:
+            out += [Case(u, 10_000, 512, 20, reference=False) for u in (16, 256)]
+            out += [Case(u, 1_000_000, 512, 20, reference=False) for u in (1, 16, 256)]
+            out += [Case(u, 100_000, 1408, 20, reference=False) for u in (16, 256)]
+            out += [Case(u, 100_000, 512, 1000, reference=False) for u in (16, 256)]
+            out += [Case(4096, 100_000, 512, 20, reference=False)]
+        return out
     if not full:
         return [Case(u, 1_000_000, 512, 10, dt) for u in (1, 16, 256) for dt in ("float32", "float16")]
     out = [Case(u, 1_000_000, 512, 10) for u in (1, 16, 64, 256, 1024, 4096, 16384)]
