@@ -114,8 +114,12 @@ def build_sketch(table: Any, column: str, catalog: Path, seed: int = 0) -> Sketc
     mean = sample.mean(axis=0).astype(np.float32)
     basis = fit_basis(sample)
     rotation = random_rotation(dim, seed)
+    # `mmrec index` holds the catalog's writer lock: any other build directory is left
+    # over from a killed run (1.7 GB at 1M rows), and so is an old sketch not yet removed
+    for prefix in (".build", ".old"):
+        for stale in _root(catalog).glob(f"{prefix}-{table.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     directory = _root(catalog) / f".build-{table.name}-{os.getpid()}"
-    shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     try:
         _compress(table, column, n, mean, basis, rotation, directory)

@@ -196,6 +196,16 @@ def test_a_saved_sketch_replaces_the_old_one_under_open_maps(store):
     assert sketch.load(store.path, "items", second.version).directory == second.directory
 
 
+def test_a_build_removes_what_a_killed_build_left(store):
+    root = store.path / sketch.DIRECTORY
+    for leftover in (root / ".build-items-999999", root / ".old-items-999998"):
+        leftover.mkdir(parents=True)
+        (leftover / "q8.npy").write_bytes(b"x" * 1000)
+    (root / ".build-segments-999997").mkdir()  # another table's: not ours to touch
+    built = sketch.build_sketch(store.items, "fused", store.path)
+    assert sorted(p.name for p in root.iterdir()) == sorted([built.directory.name, ".build-segments-999997"])
+
+
 def test_a_table_that_changes_during_the_build_leaves_no_sketch_behind(store, monkeypatch):
     from mmrec.errors import MmrecError
 
