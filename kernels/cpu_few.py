@@ -23,7 +23,11 @@ from .validate import EMPTY, non_finite, sort_rows
 FEW_USERS = 32
 BLOCK = 64  # items scored per step of a range: the U×BLOCK scores stay in L1
 MIN_RANGE = 1024  # items per parallel range, at least
-RANGES_PER_THREAD = 4  # ranges per Numba thread, for load balance
+RANGES_PER_THREAD = 4  # ranges per Numba thread, for load balance...
+# ...below this k: every range fills its own k-heap, so a large k wants few ranges (2 cores,
+# N=100k, D=512, U=16, ms at 4 / 1 ranges per thread: k=20 21.9 / 22.0, k=100 24.5 / 22.7,
+# k=400 32.2 / 26.3, k=1000 45.2 / 31.7; U=1, k=20: 8.1 / 12.0)
+LARGE_K = 100
 HEAP_BUDGET = 64 << 20  # bytes of per-range heaps (R × U × k × 12); past it, BLAS tiles serve
 # Reassociation lets LLVM vectorise the float32 dot products (the summation order differs
 # from BLAS's as BLAS's differs from NumPy's); no nnan/ninf, so NaN and inf stay visible.
@@ -33,8 +37,12 @@ _MATH = {"reassoc", "contract"}
 def fits(n_users: int, k: int) -> bool:
     """Whether this kernel takes the batch: few users, and per-range heaps within budget
     (a huge k on many cores would otherwise hold R × U × k entries)."""
-    ranges = RANGES_PER_THREAD * numba.get_num_threads()
+    ranges = _ranges_per_thread(k) * numba.get_num_threads()
     return n_users <= FEW_USERS and ranges * n_users * k * 12 <= HEAP_BUDGET
+
+
+def _ranges_per_thread(k: int) -> int:
+    return RANGES_PER_THREAD if k < LARGE_K else 1
 
 
 @njit(inline="always", fastmath=_MATH)
@@ -135,7 +143,7 @@ def topk_cpu_few(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k for U <= FEW_USERS users over float32 items (validated, N >= 1), in one pass."""
     n_users, n_items = users.shape[0], items.shape[0]
-    n_ranges = max(1, min(RANGES_PER_THREAD * numba.get_num_threads(), -(-n_items // MIN_RANGE)))
+    n_ranges = max(1, min(_ranges_per_thread(k) * numba.get_num_threads(), -(-n_items // MIN_RANGE)))
     step = -(-n_items // n_ranges)
     n_ranges = -(-n_items // step)  # no empty range
     heap_s = np.full((n_ranges, n_users, k), -np.inf, np.float32)

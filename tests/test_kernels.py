@@ -180,9 +180,12 @@ def many_ranges(monkeypatch):
 
 
 def test_few_users_pass_merges_ranges_exactly(many_ranges):
+    from kernels import cpu_few
+
     rng = np.random.default_rng(31)
     users, items, excl = int_case(rng, 5, 1000, 3, excl_frac=0.5)  # D=3: ties everywhere
-    for k in (1, 7, 40):  # k beyond a range's 16 items leaves empty slots to merge
+    # k beyond a range's 16 items leaves empty slots to merge; from LARGE_K on, one range per thread
+    for k in (1, 7, 40, cpu_few.LARGE_K + 50):
         got = K.topk(users, items, k, excl, backend="cpu")
         want = brute(users, items, k, excl)
         np.testing.assert_array_equal(got[0], want[0])
