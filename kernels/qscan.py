@@ -1,9 +1,9 @@
 """A compressed scan of every row for one query: estimated scores for a shortlist.
 
 Rows are kept in two small parts (built once, see mmrec.sketch): their coordinates on
-the column's top principal directions (exact, r floats), and the rest of the row, the
-residual, as one sign bit per dimension after a random rotation (RaBitQ, Gao & Long,
-SIGMOD 2024). A query's score against a row is estimated as
+the column's top principal directions (r int8s, one scale per direction), and the rest
+of the row, the residual, as one sign bit per dimension after a random rotation (RaBitQ,
+Gao & Long, SIGMOD 2024). A query's score against a row is estimated as
 
     coords · (Pᵀq)  +  fac · <signs, rotated residual of q>
 
@@ -75,12 +75,18 @@ class QueryBits:
         self.total = float(qy.sum())  # Σ qy, exact: <signs, qy> = 2 Σ_{bit set} qy - Σ qy
 
 
+def _int8(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 copy of x with one scale per slice along the other axis (its peak maps to 127;
+    an all-zero slice gets scale 1)."""
+    peak = np.abs(x).max(axis=axis, keepdims=True) if x.shape[axis] else np.zeros((1, x.shape[1]), x.dtype)
+    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+    return np.rint(x / scale).astype(np.int8), scale.reshape(-1)
+
+
 def quantize_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int8 copies of the columns of x with one scale each: x ≈ q8 · scale[None, :]
     (the principal coordinates: each direction has its own spread)."""
-    peak = np.abs(x).max(axis=0) if len(x) else np.zeros(x.shape[1], x.dtype)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    return np.rint(x / scale).astype(np.int8), scale
+    return _int8(x, axis=0)
 
 
 def estimate(coords: np.ndarray, coord_scale: np.ndarray, codes: np.ndarray, fac: np.ndarray,
@@ -139,9 +145,7 @@ def shortlist(scores: np.ndarray, n: int) -> np.ndarray:
 
 def quantize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """int8 copies of the rows of x with one scale each: x ≈ q8 · scale[:, None]."""
-    peak = np.abs(x).max(axis=1)
-    scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-    return np.rint(x / scale[:, None]).astype(np.int8), scale
+    return _int8(x, axis=1)
 
 
 def rescore(q8: np.ndarray, scale: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
