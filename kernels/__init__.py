@@ -22,11 +22,13 @@ from .validate import (
     check_finite,
     check_for_device_items,
     check_inputs,
+    empty_result,
 )
 
 __all__ = [
     "BACKENDS", "BackendUnavailableError", "KernelInputError", "check_finite",
-    "choose_backend", "cuda_available", "to_device", "topk",
+    "check_for_device_items", "check_inputs", "choose_backend", "cuda_available", "empty_result",
+    "to_device", "topk",
 ]
 
 

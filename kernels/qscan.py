@@ -1,6 +1,6 @@
 """A compressed scan of every row for one query: estimated scores for a shortlist.
 
-Rows are kept in two small parts (built once, see mmrec.sketch): their coordinates on
+Rows are kept in two small parts (built once, see mmrec.search.sketch): their coordinates on
 the column's top principal directions (r int8s, one scale per direction), and the rest
 of the row, the residual, as one sign bit per dimension after a random rotation (RaBitQ,
 Gao & Long, SIGMOD 2024). A query's score against a row is estimated as

@@ -104,7 +104,7 @@ def test_query_cli_offers_every_data_model_and_index_kind():
     """The CLI lists the choices literally (importing the bench at start-up would load
     numpy for every command); they must stay the registries' keys."""
     from mmrec.bench.query import DATA_MODELS
-    from mmrec.index import INDEX_KINDS
+    from mmrec.search.index import INDEX_KINDS
 
     opts = {p.name: p for p in bench_command.commands["query"].params}
     assert list(opts["data"].type.choices) == list(DATA_MODELS)

@@ -8,11 +8,11 @@ import logging
 import numpy as np
 import pytest
 
-from mmrec import calibration
-from mmrec.calibration import calibrate, exact_neighbours
+from mmrec.catalog.store import CatalogStore, ItemRecord
 from mmrec.fusion import FusionLayout
-from mmrec.index import INDEX_KINDS, build_indexes, search_ef, search_kind
-from mmrec.store import CatalogStore, ItemRecord
+from mmrec.search import calibration
+from mmrec.search.calibration import calibrate, exact_neighbours
+from mmrec.search.index import INDEX_KINDS, build_indexes, search_ef, search_kind
 
 N, DIM = 2500, 48
 
@@ -63,7 +63,7 @@ def test_calibration_stops_at_the_first_breadth_that_reaches_the_target(store):
 
 
 def test_off_item_queries_are_unit_per_block_and_far_from_every_item(store):
-    from mmrec.calibration import off_item_queries
+    from mmrec.search.calibration import off_item_queries
 
     q = off_item_queries(store.layout, 20, seed=5)
     assert q.shape == (20, DIM)
@@ -78,7 +78,7 @@ def test_unreachable_target_walks_the_whole_ladder_and_says_so(store, caplog):
     build_indexes(store)
     kind = INDEX_KINDS["hnsw"]
     short = kind.__class__(**{**kind.__dict__, "ladder": (200, 300)})
-    with caplog.at_level(logging.WARNING, logger="mmrec.calibration"):
+    with caplog.at_level(logging.WARNING, logger="mmrec.search.calibration"):
         cal = calibrate(store.items, "fused", short, store.layout, sample=10, target=1.01)
     assert list(cal.near.tried) == [200, 300] and cal.near.value == 300 and cal.far.value == 300
     assert "widest search" in caplog.text
@@ -121,7 +121,7 @@ def test_calibrate_only_measures_a_kept_index_again(store):
 
 def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
     from mmrec.errors import ConfigError
-    from mmrec.index import calibrate_indexes
+    from mmrec.search.index import calibrate_indexes
 
     layout = FusionLayout.from_dims([("visual", "synthetic-visual", 8)])
     s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
@@ -130,7 +130,7 @@ def test_calibrate_only_without_an_index_says_what_to_run(tmp_path):
 
 
 def test_search_by_item_uses_the_stored_vector_breadth_and_others_the_far_one(store, monkeypatch):
-    from mmrec import search
+    from mmrec.search import nearest as search
 
     meta = store.meta()["index"]  # the graph serves off-item queries (the sketch: test_sketch.py)
     store.set_meta({"index": {**meta, "tables": [{**t, "far_route": "graph"} for t in meta["tables"]]}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mmrec
-from mmrec.samples import BROKEN_NAME, make_sample_library
+from mmrec.media.samples import BROKEN_NAME, make_sample_library
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import sys
 
 from click.testing import CliRunner
 
+from mmrec.catalog.scan import iter_media_files
 from mmrec.cli import main
 from mmrec.media import probe
-from mmrec.samples import BROKEN_NAME, SAMPLES, make_sample_library
-from mmrec.scan import iter_media_files
+from mmrec.media.samples import BROKEN_NAME, SAMPLES, make_sample_library
 
 
 def test_import_mmrec_is_light():

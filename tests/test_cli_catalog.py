@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from cli_run import run
 
-from mmrec.samples import BROKEN_NAME, make_sample_library
-from mmrec.store import CatalogStore
+from mmrec.catalog.store import CatalogStore
+from mmrec.media.samples import BROKEN_NAME, make_sample_library
 
 PRESET = ["--preset", "offline-tiny"]
 

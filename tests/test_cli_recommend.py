@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from cli_run import run
 
-from mmrec.samples import INTERACTIONS_NAME, make_sample_library, write_sample_interactions
-from mmrec.store import CatalogStore
+from mmrec.catalog.store import CatalogStore
+from mmrec.media.samples import INTERACTIONS_NAME, make_sample_library, write_sample_interactions
 
 
 @pytest.fixture(scope="module")

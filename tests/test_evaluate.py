@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mmrec.errors import ConfigError
-from mmrec.evaluate import (
+from mmrec.recommend.evaluate import (
     Split,
     evaluate,
     f1_at_k,
@@ -22,7 +22,7 @@ from mmrec.evaluate import (
     split,
     time_split,
 )
-from mmrec.interactions import Interaction
+from mmrec.recommend.interactions import Interaction
 
 
 def row(user: str, item: str, t: float, event: str = "like", value: float | None = None) -> Interaction:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmrec.catalog.store import CatalogStore, ItemRecord, SegmentRecord
 from mmrec.errors import ConfigError
 from mmrec.fusion import FusionLayout
-from mmrec.index import build_indexes, search_kind
-from mmrec.search import nearest_items, nearest_segments
-from mmrec.store import CatalogStore, ItemRecord, SegmentRecord
+from mmrec.search.index import build_indexes, search_kind
+from mmrec.search.nearest import nearest_items, nearest_segments
 
 N = 3000
 DIMS = (("visual", 64), ("audio", 32), ("text", 96))
@@ -117,7 +117,7 @@ def test_unknown_index_type_lists_the_known_ones(store):
 def test_projected_searches_print_no_lance_warnings(store, capfd):
     """lance prints a deprecation warning to stderr for each projected vector search that
     leaves out `_distance`; `mmrec query` output must stay clean."""
-    from mmrec.search import nearest_ids
+    from mmrec.search.nearest import nearest_ids
 
     build_indexes(store)  # (again, when the module's earlier test already built it)
     q = _queries(store, 1, seed=3)[0]

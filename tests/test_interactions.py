@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrec.interactions import (
+from mmrec.recommend.interactions import (
     EVENTS,
     Interaction,
     InteractionsError,
@@ -154,7 +154,7 @@ def test_positive_events_and_grouping() -> None:
 def test_positive_rows_over_arrow_agree_with_is_positive():
     import pyarrow as pa
 
-    from mmrec.interactions import EVENTS, is_positive, positive_rows
+    from mmrec.recommend.interactions import EVENTS, is_positive, positive_rows
 
     grid = [(e, v) for e in EVENTS for v in (None, 0.0, 0.2, 0.5, 0.9, 1.0)]
     got = positive_rows(pa.array([e for e, _ in grid]), pa.array([v for _, v in grid], pa.float64()))

@@ -1,4 +1,4 @@
-"""Top-k: every mmrec.kernels backend, and the torch GEMM route through mmrec.scoring,
+"""Top-k: every mmrec.kernels backend, and the torch GEMM route through mmrec.scoring.dispatch,
 against a brute-force oracle and the reference."""
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def test_overflowing_score_is_not_a_non_finite_item():
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_torch_route_merges_many_score_blocks_exactly(monkeypatch, dtype):
     pytest.importorskip("torch")
-    from mmrec import gemm_topk
+    from mmrec.scoring import gemm as gemm_topk
 
     # 4 bytes x 150 scores: blocks of one user x 150 items, so both loops run many times
     monkeypatch.setitem(gemm_topk.SCORE_BYTES, "cpu", 4 * 150)
@@ -306,7 +306,7 @@ def test_gemm_float16_user_split_keeps_float32_precision():
     """The CUDA float16 route (users as hi + lo halves) checked on the CPU: float16 × float16
     products are exact in float32, so emulating the tensor-core GEMM in float32 is faithful."""
     torch = pytest.importorskip("torch")
-    from mmrec.gemm_topk import _scorer
+    from mmrec.scoring.gemm import _scorer
 
     rng = np.random.default_rng(8)
     users = (rng.standard_normal((5, 64)) * [[1e-3], [1.0], [7.0], [3e4], [1e6]]).astype(np.float32)

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from mmrec import errors
+from mmrec.catalog.scan import iter_media_files
 from mmrec.errors import printable
 from mmrec.media import (
     FramePolicy,
@@ -37,7 +38,6 @@ from mmrec.media import (
     probe,
     read_text_meta,
 )
-from mmrec.scan import iter_media_files
 
 H264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
 SMALL = FramePolicy(size=(32, 32), fps=1.0, max_frames=None)
@@ -498,7 +498,7 @@ def test_symlink_loop_and_broken_symlink(tmp_path, bad, caplog):
     (tmp_path / "loop_a.mp4").symlink_to(tmp_path / "loop_b.mp4")
     (tmp_path / "loop_b.mp4").symlink_to(tmp_path / "loop_a.mp4")
     (tmp_path / "dangling.mp4").symlink_to(tmp_path / "deleted.mp4")
-    with caplog.at_level(logging.WARNING, logger="mmrec.scan"):
+    with caplog.at_level(logging.WARNING, logger="mmrec.catalog.scan"):
         found = [p.name for p in iter_media_files(tmp_path)]
     assert found == ["good.mp4"]  # the run continues past the bad entries
     warned = [r.getMessage() for r in caplog.records]

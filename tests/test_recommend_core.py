@@ -7,10 +7,10 @@ import pytest
 from mmrec.kernels import topk
 
 from mmrec.errors import ConfigError
-from mmrec.evaluate import evaluate
 from mmrec.fusion import FusionLayout
-from mmrec.interactions import Interaction
-from mmrec.recommend_core import (
+from mmrec.recommend.evaluate import evaluate
+from mmrec.recommend.interactions import Interaction
+from mmrec.recommend.ranker import (
     RecommendOptions,
     UserHistory,
     explain,
@@ -23,8 +23,8 @@ from mmrec.recommend_core import (
     user_matrix,
     vector_recommender,
 )
-from mmrec.rerank import RerankConfig, popularity_scores, rerank
-from mmrec.users import cold_start_vector
+from mmrec.recommend.rerank import RerankConfig, popularity_scores, rerank
+from mmrec.recommend.users import cold_start_vector
 
 DAY = 86_400.0
 NOW = 1_700_000_000.0

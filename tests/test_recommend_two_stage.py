@@ -8,13 +8,13 @@ import csv
 import numpy as np
 import pytest
 
-import mmrec.index
+import mmrec.search.index
+from mmrec.catalog.store import CatalogStore, ItemRecord
 from mmrec.fusion import FusionLayout
-from mmrec.index import build_indexes
-from mmrec.recommend_core import RecommendOptions
-from mmrec.recommending import import_interactions, recommend_for_user
-from mmrec.rerank import RerankConfig
-from mmrec.store import CatalogStore, ItemRecord
+from mmrec.recommend.from_catalog import import_interactions, recommend_for_user
+from mmrec.recommend.ranker import RecommendOptions
+from mmrec.recommend.rerank import RerankConfig
+from mmrec.search.index import build_indexes
 
 N = 2000
 DIMS = (("visual", 48), ("text", 32))
@@ -64,7 +64,7 @@ def test_candidates_from_the_index_give_the_whole_catalog_answer(store, monkeypa
     for user in ("user0", "user5", "user11"):
         whole = recommend_for_user(store, opts, user=user, now=now)
         assert len(whole.items.ids) == N  # 2,000 rows: below the ANN threshold, read whole
-        monkeypatch.setattr(mmrec.index, "EXACT_SEARCH_BELOW", 0)
+        monkeypatch.setattr(mmrec.search.index, "EXACT_SEARCH_BELOW", 0)
         two = recommend_for_user(store, opts, user=user, now=now)
         monkeypatch.undo()
         assert len(two.items.ids) < N / 4  # only the history and the index's candidates
@@ -83,7 +83,7 @@ def test_candidates_from_the_index_give_the_whole_catalog_answer(store, monkeypa
 
 
 def test_cold_start_interests_vector_also_uses_candidates(store, monkeypatch):
-    monkeypatch.setattr(mmrec.index, "EXACT_SEARCH_BELOW", 0)
+    monkeypatch.setattr(mmrec.search.index, "EXACT_SEARCH_BELOW", 0)
     layout = store.layout
     q = np.zeros(layout.dim, np.float32)
     q[: DIMS[0][1]] = 1 / np.sqrt(DIMS[0][1])
@@ -96,8 +96,8 @@ def test_cold_start_interests_vector_also_uses_candidates(store, monkeypatch):
 
 
 def test_filtered_interaction_reads_and_the_arrow_popularity_count(store):
-    from mmrec.recommend_core import histories_from_interactions, popularity_counts
-    from mmrec.recommending import popularity_top, stored_interactions
+    from mmrec.recommend.from_catalog import popularity_top, stored_interactions
+    from mmrec.recommend.ranker import histories_from_interactions, popularity_counts
 
     rows = store.interactions()
     keys = lambda rs: sorted(r["key"] for r in rs)  # noqa: E731
@@ -115,8 +115,8 @@ def test_filtered_interaction_reads_and_the_arrow_popularity_count(store):
 
 
 def test_popularity_top_is_kept_until_interactions_are_added(tmp_path, monkeypatch):
-    from mmrec import recommending
-    from mmrec.recommending import POPULARITY_TOP, popularity_top
+    from mmrec.recommend import from_catalog as recommending
+    from mmrec.recommend.from_catalog import POPULARITY_TOP, popularity_top
 
     layout = FusionLayout.from_dims([("text", "synthetic-text", 4)])
     s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})

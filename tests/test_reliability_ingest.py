@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 import mmrec
+from mmrec.catalog.lock import LOCK_NAME
+from mmrec.catalog.store import CatalogStore
 from mmrec.cli import main
-from mmrec.lock import LOCK_NAME
-from mmrec.samples import BROKEN_NAME, make_sample_library
-from mmrec.store import CatalogStore
+from mmrec.media.samples import BROKEN_NAME, make_sample_library
 
 pytestmark = pytest.mark.slow
 

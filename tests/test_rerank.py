@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mmrec.errors import ConfigError
-from mmrec.rerank import (
+from mmrec.recommend.rerank import (
     RerankConfig,
     freshness_scores,
     mmr,

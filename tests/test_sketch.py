@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mmrec import calibration, sketch
-from mmrec.calibration import Breadth, Calibration, off_item_queries
+from mmrec.catalog.store import CatalogStore, ItemRecord
 from mmrec.fusion import FusionLayout
-from mmrec.index import build_indexes, far_sketch, vector_index_status
-from mmrec.store import CatalogStore, ItemRecord
+from mmrec.search import calibration, sketch
+from mmrec.search.calibration import Breadth, Calibration, off_item_queries
+from mmrec.search.index import build_indexes, far_sketch, vector_index_status
 
 N, DIM, RANK = 3000, 96, 12
 
@@ -139,7 +139,7 @@ def test_far_route_prefers_recall_under_the_target_and_speed_above_it():
 
 
 def test_index_keeps_the_chosen_sketch_and_search_uses_it_while_the_table_is_unchanged(store, monkeypatch):
-    from mmrec import search
+    from mmrec.search import nearest as search
 
     _route(monkeypatch, "sketch")
     items = next(r for r in build_indexes(store) if r.table == "items")

@@ -9,7 +9,7 @@ import pytest
 
 from mmrec.errors import ConfigError
 from mmrec.fusion import FusionLayout
-from mmrec.users import (
+from mmrec.recommend.users import (
     DEFAULT_EVENT_WEIGHTS,
     UserVectorConfig,
     UserVectorError,

@@ -8,4 +8,8 @@ score: the top-k kernels against NumPy/torch. Benchmarks use only mmrec's public
 
 from __future__ import annotations
 
+from .common import resolve_device
+
 BENCHMARKS = ("decode", "extract", "ingest", "score")
+
+__all__ = ["BENCHMARKS", "resolve_device"]

@@ -71,10 +71,9 @@ def _ingester(preset: str, device: str, lib: Path, tmp: Path) -> Any:
 
     if preset != REAL_RANDOM:
         return lambda path, options: Catalog(path, device=device).ingest(lib, preset=preset, options=options)
+    from mmrec.catalog import CatalogStore, ingest_directory
     from mmrec.extractors import presets
     from mmrec.fusion import FusionLayout
-    from mmrec.ingest import ingest_directory
-    from mmrec.store import CatalogStore
 
     from .extract import load_set
 
@@ -95,7 +94,7 @@ def run(quick: bool, out: Path, device: str, library: Path | None = None,
     preset: an extractor set (default offline-tiny), or "default-random" for the default
     set's real-size architectures (random weights where the real ones are absent).
     """
-    from mmrec.ingest import IngestOptions
+    from mmrec.catalog import IngestOptions
 
     rep = Report("ingest", device, quick)
     lib = media_library(out, library, quick)

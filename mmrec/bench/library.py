@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmrec.media import MEDIA_SUFFIXES, probe
-from mmrec.samples import SAMPLES, make_sample, make_sample_library
+from mmrec.media import MEDIA_SUFFIXES, SAMPLES, make_sample, make_sample_library, probe
 
 QUICK_SAMPLES = ("pasta_night", "pasta_night_small", "guitar_lesson")
 

@@ -77,8 +77,8 @@ def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str
     """A catalog of n synthetic items in the layout dims [(modality, dim)], drawn by DATA_MODELS[data]."""
     import pyarrow as pa
 
+    from mmrec.catalog import CatalogStore, items_schema
     from mmrec.fusion import FusionLayout
-    from mmrec.store import CatalogStore, items_schema
 
     layout = FusionLayout.from_dims([(m, f"synthetic-{m}", d) for m, d in dims])
     store = CatalogStore.create(path, layout, {"preset": "synthetic", "data": data})
@@ -104,7 +104,7 @@ def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str
 
 def open_or_build(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str = "clusters") -> Any:
     """The kept catalog at path if it was drawn the same way, else a new one (the old one removed)."""
-    from mmrec.store import CatalogStore
+    from mmrec.catalog import CatalogStore
 
     if CatalogStore.exists(path):
         store = CatalogStore.open(path)
@@ -161,8 +161,14 @@ def _texts(n: int, seed: int = 2) -> list[str]:
 def _one_size(root: Path, n: int, queries: int, kind: str, rebuild: bool, text: TextQuery,
               dims: Sequence[tuple[str, int]], data: str) -> dict[str, Any]:
     import mmrec
-    from mmrec.index import build_indexes, calibrate_indexes, far_sketch, index_entry, search_kind
-    from mmrec.search import nearest_items
+    from mmrec.search import (
+        build_indexes,
+        calibrate_indexes,
+        far_sketch,
+        index_entry,
+        nearest_items,
+        search_kind,
+    )
 
     path = root / f"synthetic-{data}-{n}.lance"
     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ def show(result: dict[str, Any]) -> None:
 
 
 def _run(name: str, quick: bool, out: Path, device: str | None, **kw: Any) -> None:
-    from mmrec.bench.common import resolve_device
+    from mmrec.bench import resolve_device
 
     module = importlib.import_module(f"mmrec.bench.{name}")
     show(module.run(quick=quick, out=out, device=resolve_device(device), **kw))

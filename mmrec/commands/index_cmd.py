@@ -8,7 +8,7 @@ import click
 
 from mmrec.commands.console import console, print_json
 from mmrec.commands.options import db_option, make_catalog
-from mmrec.index import DEFAULT_KIND, INDEX_KINDS, MIN_INDEX_ROWS
+from mmrec.search import DEFAULT_KIND, INDEX_KINDS, MIN_INDEX_ROWS
 
 
 @click.command("index")

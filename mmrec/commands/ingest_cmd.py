@@ -126,7 +126,7 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
     read is listed with its reason and stored in the catalog's errors; the run goes
     on and exits 0. Ctrl-C stops after the batch in flight: run again to resume.
     """
-    from mmrec.ingest import IngestOptions
+    from mmrec.catalog import IngestOptions
 
     catalog = make_catalog(db, device, batch_size, model_paths)
     options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every)

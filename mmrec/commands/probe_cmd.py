@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from mmrec.catalog import iter_media_files
 from mmrec.commands.console import console, err_console, fmt_seconds, print_json
 from mmrec.errors import MediaError
 from mmrec.media import (
@@ -17,7 +18,6 @@ from mmrec.media import (
     probe,
     read_text_meta,
 )
-from mmrec.scan import iter_media_files
 
 
 def count_segments(info: MediaInfo, policy: FramePolicy, audio_window_s: float) -> dict[str, int]:

@@ -39,9 +39,7 @@ def rerank_options(f: Any) -> Any:
 
 def build_options(diversity: float, popularity_weight: float, freshness_weight: float,
                   half_life_days: float, exclude_seen: bool, backend: str) -> tuple[Any, Any]:
-    from mmrec.recommend_core import RecommendOptions
-    from mmrec.rerank import RerankConfig
-    from mmrec.users import UserVectorConfig
+    from mmrec.recommend import RecommendOptions, RerankConfig, UserVectorConfig
 
     rerank = RerankConfig(popularity_weight=popularity_weight, freshness_weight=freshness_weight,
                           diversity=diversity)

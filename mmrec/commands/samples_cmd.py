@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mmrec.commands.console import console
-from mmrec.samples import make_sample_library, write_sample_interactions
+from mmrec.media import make_sample_library, write_sample_interactions
 
 
 @click.command("samples")

@@ -13,6 +13,7 @@ from mmrec.media.audio import (
     iter_audio_windows,
 )
 from mmrec.media.probe import AudioStream, MediaInfo, SubtitleStream, VideoStream, probe
+from mmrec.media.samples import SAMPLES, make_sample, make_sample_library, write_sample_interactions
 from mmrec.media.sidecar import Cue, TextMeta, parse_subtitles, read_text_meta, readable_title
 from mmrec.media.video import (
     DecodedVideo,
@@ -30,9 +31,10 @@ MEDIA_SUFFIXES = frozenset(
 )
 
 __all__ = [
-    "DEFAULT_SAMPLE_RATE", "DEFAULT_WINDOW_S", "MEDIA_SUFFIXES",
+    "DEFAULT_SAMPLE_RATE", "DEFAULT_WINDOW_S", "MEDIA_SUFFIXES", "SAMPLES",
     "AudioStream", "AudioWindow", "Cue", "DecodedAudio", "DecodedVideo", "FrameChunk",
     "FramePolicy", "MediaInfo", "SubtitleStream", "TextMeta", "VideoStream", "Window",
-    "decode_audio", "decode_video", "group_windows", "iter_audio_windows", "iter_frames",
-    "parse_subtitles", "probe", "read_text_meta", "readable_title",
+    "decode_audio", "decode_video", "group_windows", "iter_audio_windows", "iter_frames", "make_sample",
+    "make_sample_library",
+    "parse_subtitles", "probe", "read_text_meta", "readable_title", "write_sample_interactions",
 ]

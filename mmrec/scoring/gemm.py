@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrec.kernels.validate import KernelInputError, check_for_device_items, check_inputs, empty_result
+from mmrec.kernels import KernelInputError, check_for_device_items, check_inputs, empty_result
 
 # Bytes of one score block (users × items, float32).
 SCORE_BYTES = {"cuda": 1 << 30, "cpu": 64 << 20}

@@ -19,7 +19,7 @@ import numpy as np
 
 from mmrec.errors import ConfigError, MmrecError
 from mmrec.fusion import FusionLayout
-from mmrec.interactions import EVENTS
+from mmrec.recommend.interactions import EVENTS
 
 SECONDS_PER_DAY = 86_400.0
 

@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from mmrec.errors import ConfigError
-from mmrec.evaluate import Recommender
 from mmrec.fusion import FusionLayout
-from mmrec.interactions import Interaction, by_user, is_positive
 from mmrec.kernels import check_finite
-from mmrec.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
-from mmrec.scoring import prepare, topk
-from mmrec.users import (
+from mmrec.recommend.evaluate import Recommender
+from mmrec.recommend.interactions import Interaction, by_user, is_positive
+from mmrec.recommend.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
+from mmrec.recommend.users import (
     UserVectorConfig,
     UserVectorError,
     block_similarity,
@@ -29,6 +28,7 @@ from mmrec.users import (
     most_similar,
     user_vector,
 )
+from mmrec.scoring import prepare, topk
 
 log = logging.getLogger(__name__)
 

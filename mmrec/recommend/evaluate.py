@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mmrec.errors import ConfigError
-from mmrec.interactions import Interaction, by_user, is_positive
+from mmrec.recommend.interactions import Interaction, by_user, is_positive
 
 # (train rows, users to recommend for, k) -> user id -> ranked item ids (best first).
 Recommender = Callable[[Sequence[Interaction], Sequence[str], int], Mapping[str, Sequence[str]]]
@@ -229,7 +229,7 @@ def evaluate(
 
     Args:
         recommenders: name -> function (train rows, user ids, k) -> ranked item ids per
-            user (e.g. recommend_core.vector_recommender(...)); lists are cut to k.
+            user (e.g. ranker.vector_recommender(...)); lists are cut to k.
         rows: all interactions (split here by `holdout`) or a ready Split.
         catalog: every item id that can be recommended (for coverage and the baselines).
         k: list length.

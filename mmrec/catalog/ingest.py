@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.catalog.scan import iter_media_files
+from mmrec.catalog.store import CatalogStore, ItemRecord, SegmentRecord, db_path, fs_path, vector_column
 from mmrec.errors import MediaError
 from mmrec.media import probe, read_text_meta
-from mmrec.scan import iter_media_files
-from mmrec.store import CatalogStore, ItemRecord, SegmentRecord, db_path, fs_path, vector_column
 
 log = logging.getLogger(__name__)
 HASH_CHUNK = 1 << 20

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from mmrec.catalog import CatalogStore, sql_list
 from mmrec.errors import ConfigError
-from mmrec.index import far_sketch, search_kind
-from mmrec.store import CatalogStore, _sql_list
+from mmrec.search.index import far_sketch, search_kind
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,10 @@ def _search_rows(store: CatalogStore, table: Any, column: str, query: np.ndarray
                  ) -> list[dict[str, Any]]:
     """The top `limit` rows by query · column (near: query is a stored vector). An unfiltered
     query from outside the catalog takes the sketch's scan where calibration chose it
-    (mmrec.sketch); every other query the LanceDB search of _vector_query."""
+    (mmrec.search.sketch); every other query the LanceDB search of _vector_query."""
     route = None if near or where else far_sketch(store, table, exact)
     if route is not None:
-        from mmrec.sketch import search_rows
+        from mmrec.search.sketch import search_rows
 
         sketch, rerank = route
         return search_rows(table, column, sketch, query, limit, rerank, columns)
@@ -106,7 +106,7 @@ def nearest_items(
     with_segments: bool = True,
     exact: bool | None = None,
 ) -> list[Hit]:
-    """Top-k items by query · fused (see mmrec.index for exact vs ANN), each with its
+    """Top-k items by query · fused (see mmrec.search.index for exact vs ANN), each with its
     per-modality scores and, if with_segments, its best-matching segment."""
     # Excluded ids are dropped after the search (k + len(exclude) fetched): an `id !=`
     # prefilter would make the index evaluate a predicate over every row.
@@ -150,13 +150,13 @@ def nearest_segments(
 
     `where` filters on item columns; it is resolved to the matching item ids first.
     """
-    preds = [f"item_id NOT IN ({_sql_list(exclude)})"] if exclude else []
+    preds = [f"item_id NOT IN ({sql_list(exclude)})"] if exclude else []
     if where:
         ids = [r["id"] for r in _checked_rows(
             store.items.search().where(where).select(["id"]).limit(None), where)]
         if not ids:
             return []
-        preds.append(f"item_id IN ({_sql_list(ids)})")
+        preds.append(f"item_id IN ({sql_list(ids)})")
     rows = _search_rows(store, store.segments, "vector", query, " AND ".join(preds) or None, exact, k, None,
                         near=bool(exclude))
     if not rows:
@@ -180,7 +180,7 @@ def best_segments(store: CatalogStore, query: np.ndarray, item_ids: list[str]) -
     """For each item, its segment with the highest query score (the moment to show)."""
     if not item_ids:
         return {}
-    rows = (store.segments.search().where(f"item_id IN ({_sql_list(item_ids)})").limit(None)
+    rows = (store.segments.search().where(f"item_id IN ({sql_list(item_ids)})").limit(None)
             .to_arrow().to_pylist())
     best: dict[str, tuple[float, Segment]] = {}
     for r in rows:

@@ -3,7 +3,7 @@
 Below EXACT_SEARCH_BELOW rows a flat scan is exact and fast enough, so search ignores
 any index there. Above it, search uses the index with the query-time settings of its
 kind (INDEX_KINDS) and the search breadth measured on this catalog when the index was
-built (mmrec.calibration), so that recall@10 against exact search stays >= 0.95.
+built (mmrec.search.calibration), so that recall@10 against exact search stays >= 0.95.
 Rows added after the index was built are still found (LanceDB scans them flat);
 `mmrec index` again folds them in.
 """
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from mmrec.catalog import CatalogStore
 from mmrec.errors import ConfigError
-from mmrec.store import CatalogStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class IndexReport:
     far_breadth: int | None = None  # ... for every other query (text, outside files, users)
     far_recall: float | None = None
     far_ms: float | None = None  # median ms per off-item query on the graph at far_breadth
-    far_route: str = "graph"  # what serves those queries: the graph, or the sketch (mmrec.sketch)
+    far_route: str = "graph"  # what serves those queries: the graph, or the sketch (mmrec.search.sketch)
     sketch_dims: int | None = None  # the sketch measured, whichever route won
     sketch_rerank: int | None = None
     sketch_recall: float | None = None
@@ -175,8 +175,8 @@ def _has_vector_index(table: Any, column: str) -> bool:
 
 def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t0: float) -> IndexReport:
     """Measure the breadths of table's index and its sketch; keep the sketch only if it won."""
-    from mmrec import sketch as sketches
-    from mmrec.calibration import calibrate
+    from mmrec.search import sketch as sketches
+    from mmrec.search.calibration import calibrate
 
     sketch = sketches.build_sketch(table, column, store.path)
     try:
@@ -200,13 +200,13 @@ def _calibrated(store: CatalogStore, table: Any, column: str, spec: IndexKind, t
 
 
 def _drop_sketch(store: CatalogStore, table: Any) -> None:
-    from mmrec import sketch as sketches
+    from mmrec.search import sketch as sketches
 
     sketches.drop(store.path, store.db, table.name)
 
 
 def _sketch_saved(store: CatalogStore, table: Any) -> bool:
-    from mmrec import sketch as sketches
+    from mmrec.search import sketch as sketches
 
     return sketches.exists(store.path, table.name)
 
@@ -275,7 +275,7 @@ def far_sketch(store: CatalogStore, table: Any, exact: bool | None) -> tuple[Any
         return None  # never chosen, or rows written since: the graph (and its flat tail) serves
     if exact is None and table.count_rows() < EXACT_SEARCH_BELOW:
         return None
-    from mmrec import sketch as sketches
+    from mmrec.search import sketch as sketches
 
     loaded = sketches.load(store.path, table.name, entry["sketch_version"])
     return None if loaded is None else (loaded, int(entry["sketch_rerank"]))

@@ -13,7 +13,7 @@ part finds the neighbours of embeddings with a low intrinsic dimension in a few 
 candidates; the sign bits keep near-isotropic data in reach (thousands of candidates).
 
 `mmrec index` measures it against the graph on the same off-item queries and keeps
-whichever is better (mmrec.calibration). It lives in `<catalog>/_sketch/<table>/` as
+whichever is better (mmrec.search.calibration). It lives in `<catalog>/_sketch/<table>/` as
 .npy files that are memory-mapped: opening one costs nothing, the OS pages it in. A
 sketch serves only the table version it was built from; after any write, search falls
 back to the graph until `mmrec index` runs again.
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mmrec.catalog import vector_matrix
 from mmrec.errors import MmrecError
 from mmrec.kernels import qscan
-from mmrec.store import vector_matrix
 
 FIT_SAMPLE = 20_000  # rows the principal directions are fitted on
 VARIANCE = 0.90  # share of the sample's variance the kept directions must explain...

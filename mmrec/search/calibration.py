@@ -7,7 +7,7 @@ finds the true neighbours, on near-isotropic ones it must visit thousands of nod
 off-item directions (the worst case of a text query, which can need ten times the
 breadth). Their exact top k come from one streaming pass through the scoring kernels, and
 the breadth steps up the index kind's ladder until the index finds TARGET_RECALL of them.
-Off-item queries may instead take a compressed scan of every row (mmrec.sketch): given
+Off-item queries may instead take a compressed scan of every row (mmrec.search.sketch): given
 one, the same queries walk its re-scoring ladder, and the route with the better recall
 (the faster, when both reach the target) serves them.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrec.store import vector_matrix
+from mmrec.catalog import vector_matrix
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
         return lambda q: _index_neighbours(table, column, q, tuned, k + 1)
 
     def sketched(rerank: int) -> Callable[[np.ndarray], set[int]]:
-        from mmrec.sketch import search_rows
+        from mmrec.search.sketch import search_rows
 
         return lambda q: {r["_rowid"] for r in search_rows(table, column, sketch, q, k, rerank, ["_rowid"])}
 
@@ -142,7 +142,7 @@ def calibrate(table: Any, column: str, kind: Any, layout: Any, k: int = 10, samp
     far_b = _walk(graph, far, no_own, far_truth, k, target, ladder, f"{name}, off-item queries, {kind.knob}")
     sketch_b = None
     if sketch is not None:
-        from mmrec.sketch import RERANK_LADDER
+        from mmrec.search.sketch import RERANK_LADDER
 
         sketch_b = _walk(sketched, far, no_own, far_truth, k, target, RERANK_LADDER,
                          f"{name}, off-item queries, sketch re-scoring")

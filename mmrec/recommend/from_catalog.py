@@ -1,7 +1,7 @@
 """Recommendations from a catalog: stored items and interactions -> user vectors ->
 kernels top-k -> rerank -> explanations; interaction import; offline evaluation.
 
-The maths lives in users / rerank / recommend_core / evaluate (arrays in, arrays out);
+The maths lives in users / rerank / ranker / evaluate (arrays in, arrays out);
 this module only moves data between them and the LanceDB store.
 """
 
@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mmrec.catalog import CatalogStore, vector_matrix
 from mmrec.errors import ConfigError
-from mmrec.evaluate import EvalReport, evaluate, parse_holdout
-from mmrec.index import search_kind
-from mmrec.interactions import Interaction, RejectedRow, parse_interactions, positive_rows
-from mmrec.recommend_core import (
+from mmrec.recommend.evaluate import EvalReport, evaluate, parse_holdout
+from mmrec.recommend.interactions import Interaction, RejectedRow, parse_interactions, positive_rows
+from mmrec.recommend.ranker import (
     Recommendation,
     RecommendOptions,
     UserHistory,
@@ -35,9 +35,8 @@ from mmrec.recommend_core import (
     user_matrix,
     vector_recommender,
 )
-from mmrec.search import nearest_ids
-from mmrec.store import CatalogStore, vector_matrix
-from mmrec.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
+from mmrec.recommend.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
+from mmrec.search import nearest_ids, search_kind
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +208,7 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     """Recommendations for one stored user (their history), for interests text (cold
     start), or both (the interests blend in as a prior).
 
-    A catalog searched through its ANN index (see `mmrec.index.search_kind`) is not read
+    A catalog searched through its ANN index (see `mmrec.search.index.search_kind`) is not read
     whole: the user's history items give the user vector, the index gives the
     `k × candidate_factor` nearest items (plus as many as the user has seen), and those
     are ranked, reranked and explained exactly as the whole catalog would be.

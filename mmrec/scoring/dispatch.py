@@ -1,7 +1,7 @@
 """The scoring dispatcher: which top-k implementation serves a batch of users.
 
 `mmrec.kernels` holds the NumPy/Numba kernels (no torch, by design); this adds the torch
-GEMM route (`mmrec.gemm_topk`) and picks: on a GPU with a CUDA build of torch, the GEMM
+GEMM route (`mmrec.scoring.gemm`) and picks: on a GPU with a CUDA build of torch, the GEMM
 route (on the H100, 2026-11-23, N=1M, D=512, torch matmul + topk beat the Numba CUDA
 kernel at every batch size measured: U=1 0.88 vs 1.81 ms, U=1024 34 vs 56 ms, float16
 items 3.6-5x, because cuBLAS uses tensor cores Numba cannot reach); everywhere else
@@ -54,7 +54,7 @@ def topk(users: Any, items: Any, k: int, exclude: tuple[np.ndarray, np.ndarray] 
         gpu = K.cuda_available()  # numba.cuda first: no torch import on a CPU-only machine
         backend = "torch" if gpu and torch_cuda_available() else "auto"
     if backend == "torch":
-        from mmrec.gemm_topk import topk as gemm_topk
+        from mmrec.scoring.gemm import topk as gemm_topk
 
         return gemm_topk(users, items, k, exclude, trusted_items)
     return K.topk(users, items, k, exclude, backend, trusted_items)

@@ -164,7 +164,7 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(values: Iterable[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
     """The inside of an SQL `IN (...)`: the values quoted, comma-separated."""
     return ", ".join(map(_sql_str, values))
 
@@ -240,8 +240,8 @@ class CatalogStore:
         modalities removed, all modalities by default), then the item rows."""
         if not items:
             return
-        ids = _sql_list(i.id for i in items)
-        only = f" AND modality IN ({_sql_list(modalities)})" if modalities else ""
+        ids = sql_list(i.id for i in items)
+        only = f" AND modality IN ({sql_list(modalities)})" if modalities else ""
         self.segments.delete(f"item_id IN ({ids}){only}")
         if segments:
             self.segments.add(self._segments_table(segments))
@@ -283,7 +283,7 @@ class CatalogStore:
                .limit(None).to_arrow().to_pylist()]
         if not ids:
             return 0
-        quoted = _sql_list(ids)
+        quoted = sql_list(ids)
         self.segments.delete(f"item_id IN ({quoted})")
         self.items.delete(f"id IN ({quoted})")
         return len(ids)
@@ -294,7 +294,7 @@ class CatalogStore:
         seg_items = set(self.columns(self.segments, ["item_id"]).column("item_id").to_pylist())
         orphans = sorted(seg_items - items)
         for k in range(0, len(orphans), 500):
-            self.segments.delete(f"item_id IN ({_sql_list(orphans[k:k + 500])})")
+            self.segments.delete(f"item_id IN ({sql_list(orphans[k:k + 500])})")
         return len(orphans)
 
     def record_error(self, path: str, stage: str, error: str, message: str) -> None:
@@ -333,7 +333,7 @@ class CatalogStore:
         if not ids:  # no query at all: `id IN ()` is no SQL, and a predicate would scan the table
             empty = self.items.schema.empty_table()
             return empty.select(columns) if columns else empty
-        q = self.items.search().where(f"id IN ({_sql_list(ids)})").limit(None)
+        q = self.items.search().where(f"id IN ({sql_list(ids)})").limit(None)
         if columns:
             q = q.select(columns)
         return q.to_arrow()
@@ -394,7 +394,7 @@ class CatalogStore:
             ids = list(items)
             if not ids:
                 return []
-            preds.append(f"item_id IN ({_sql_list(ids)})")
+            preds.append(f"item_id IN ({sql_list(ids)})")
         if not preds:
             return table.to_arrow().to_pylist()
         return table.search().where(" AND ".join(preds)).limit(None).to_arrow().to_pylist()

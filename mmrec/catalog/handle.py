@@ -10,13 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrec.errors import ConfigError
-from mmrec.evaluate import EvalReport
-from mmrec.extractors import embed_texts
-from mmrec.fusion import FusionLayout, parse_weights
-from mmrec.index import DEFAULT_KIND as DEFAULT_INDEX_KIND
-from mmrec.index import IndexReport, build_indexes, calibrate_indexes, vector_index_status
-from mmrec.ingest import (
+from mmrec.catalog.ingest import (
     IngestOptions,
     IngestSummary,
     ProgressFn,
@@ -24,21 +18,35 @@ from mmrec.ingest import (
     content_hash,
     ingest_directory,
 )
-from mmrec.lock import write_lock
-from mmrec.recommend_core import RecommendOptions
-from mmrec.recommending import (
+from mmrec.catalog.lock import write_lock
+from mmrec.catalog.store import CatalogStore, db_path
+from mmrec.errors import ConfigError
+from mmrec.extractors import embed_texts
+from mmrec.fusion import FusionLayout, parse_weights
+from mmrec.recommend import (
     BatchReport,
+    EvalReport,
     ImportReport,
+    RecommendOptions,
     TextEncoder,
     UserRecommendations,
+    UserVectorConfig,
     evaluate_catalog,
     import_interactions,
     recommend_all_users,
     recommend_for_user,
 )
-from mmrec.search import SearchResult, check_where, nearest_items, nearest_segments
-from mmrec.store import CatalogStore, db_path
-from mmrec.users import UserVectorConfig
+from mmrec.search import DEFAULT_KIND as DEFAULT_INDEX_KIND
+from mmrec.search import (
+    IndexReport,
+    SearchResult,
+    build_indexes,
+    calibrate_indexes,
+    check_where,
+    nearest_items,
+    nearest_segments,
+    vector_index_status,
+)
 
 DEFAULT_DB = "mmrec.lance"
 DEFAULT_PRESET = "default"
@@ -236,8 +244,8 @@ class Catalog:
 
     def index(self, kind: str = DEFAULT_INDEX_KIND, calibrate_only: bool = False) -> list[IndexReport]:
         """Build the ANN indexes (items and segments), measure their search breadth and
-        the sketch for off-item queries (mmrec.sketch), or only measure and sketch again;
-        see mmrec.index for when search uses them."""
+        the sketch for off-item queries (mmrec.search.sketch), or only measure and sketch again;
+        see mmrec.search.index for when search uses them."""
         with write_lock(self.path):
             store = self._open()
             return calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)
@@ -259,7 +267,7 @@ class Catalog:
         return encode
 
     def import_interactions(self, path: str | Path, *, skip_bad: bool = False) -> ImportReport:
-        """Store a CSV/JSONL file of user interactions (see mmrec.interactions for columns).
+        """Store a CSV/JSONL file of user interactions (see mmrec.recommend.interactions for columns).
 
         Rows naming unknown items or events are rejected with their line numbers; with any
         rejected row nothing is written unless skip_bad=True. A re-import adds nothing.

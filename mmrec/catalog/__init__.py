@@ -1,0 +1,46 @@
+"""The catalog: a LanceDB directory of items, segments, interactions and errors, the ingest
+that fills it (walk, skip unchanged, embed, write) under one writer lock, and `Catalog`.
+
+Vectors cross into this stage as NumPy/Arrow: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .ingest import IngestOptions, IngestSummary, content_hash, ingest_directory
+from .lock import CatalogBusyError, write_lock
+from .scan import iter_media_files
+from .store import (
+    CatalogNotFoundError,
+    CatalogStore,
+    ItemRecord,
+    SegmentRecord,
+    db_path,
+    items_schema,
+    sql_list,
+    vector_column,
+    vector_matrix,
+)
+
+if TYPE_CHECKING:
+    from .handle import Catalog, default_db_path
+
+# `Catalog` joins every stage (search, recommend), which in turn read through the store:
+# it loads on first use so that importing the store never imports them.
+_LAZY = {"Catalog": "handle", "default_db_path": "handle"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "Catalog", "CatalogBusyError", "CatalogNotFoundError", "CatalogStore", "IngestOptions",
+    "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path",
+    "ingest_directory", "items_schema", "iter_media_files", "sql_list", "vector_column",
+    "vector_matrix", "write_lock",
+]

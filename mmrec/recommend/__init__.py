@@ -1,0 +1,27 @@
+"""Recommending: interactions -> user vectors -> scored candidates -> rerank -> explanations,
+and offline evaluation against baselines. `ranker` is the storage-free core (arrays in and
+out); `from_catalog` moves data between it and the catalog.
+"""
+
+from .evaluate import EvalReport
+from .from_catalog import (
+    BatchReport,
+    ImportReport,
+    TextEncoder,
+    UserRecommendations,
+    evaluate_catalog,
+    import_interactions,
+    recommend_all_users,
+    recommend_for_user,
+)
+from .interactions import EVENTS, Interaction, InteractionsError, parse_interactions
+from .ranker import Recommendation, RecommendOptions
+from .rerank import RerankConfig
+from .users import UserVectorConfig
+
+__all__ = [
+    "EVENTS", "BatchReport", "EvalReport", "ImportReport", "Interaction", "InteractionsError",
+    "Recommendation", "RecommendOptions", "RerankConfig", "TextEncoder", "UserRecommendations",
+    "UserVectorConfig", "evaluate_catalog", "import_interactions", "parse_interactions",
+    "recommend_all_users", "recommend_for_user",
+]

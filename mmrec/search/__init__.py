@@ -1,0 +1,25 @@
+"""Search: the items and moments nearest to a weighted fused query, exact or through an ANN
+index whose breadth is calibrated on the catalog, plus a sketch for queries far from every item.
+"""
+
+from .index import (
+    DEFAULT_KIND,
+    EXACT_SEARCH_BELOW,
+    INDEX_KINDS,
+    MIN_INDEX_ROWS,
+    IndexReport,
+    build_indexes,
+    calibrate_indexes,
+    far_sketch,
+    index_entry,
+    search_kind,
+    vector_index_status,
+)
+from .nearest import Hit, SearchResult, Segment, check_where, nearest_ids, nearest_items, nearest_segments
+
+__all__ = [
+    "DEFAULT_KIND", "EXACT_SEARCH_BELOW", "INDEX_KINDS", "MIN_INDEX_ROWS", "Hit", "IndexReport",
+    "SearchResult", "Segment", "build_indexes", "calibrate_indexes", "check_where", "far_sketch",
+    "index_entry", "nearest_ids", "nearest_items", "nearest_segments", "search_kind",
+    "vector_index_status",
+]
