@@ -33,16 +33,21 @@ install: $(STAMP)
 
 # The lock file (pip freeze on Python 3.11) is applied as a constraint; uv is used when
 # it installs, plain pip otherwise. --no-cache keeps small disks from filling up.
+# Bytecode is compiled at install time: with PYTHONDONTWRITEBYTECODE set (as on many
+# machines and images) every process would otherwise compile torch & co. again (~20 s).
+# compileall also covers mmrec's own sources (an editable install) and older venvs.
 $(STAMP): pyproject.toml requirements.lock
 	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || $(MAKE) ffmpeg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --no-cache-dir --disable-pip-version-check uv \
 		|| echo "uv unavailable: installing with pip"
 	@if [ -x $(BIN)/uv ]; then \
-		$(BIN)/uv pip install --no-cache --python $(BIN)/python -c requirements.lock -e '.[dev]'; \
+		$(BIN)/uv pip install --no-cache --compile-bytecode --python $(BIN)/python \
+			-c requirements.lock -e '.[dev]'; \
 	else \
 		$(BIN)/python -m pip install --no-cache-dir -c requirements.lock -e '.[dev]'; \
 	fi
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib mmrec extractors kernels >/dev/null
 	@touch $@
 
 ffmpeg:

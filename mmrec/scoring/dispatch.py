@@ -5,7 +5,7 @@ GEMM route (`mmrec.scoring.gemm`) and picks: on a GPU with a CUDA build of torch
 route (on the H100, 2026-11-23, N=1M, D=512, torch matmul + topk beat the Numba CUDA
 kernel at every batch size measured: U=1 0.88 vs 1.81 ms, U=1024 34 vs 56 ms, float16
 items 3.6-5x, because cuBLAS uses tensor cores Numba cannot reach); everywhere else
-the kernels' own "auto" (NumPy reference for small CPU batches, Numba above).
+the kernels' own "auto" (Numba CPU at every batch size, Numba CUDA on a GPU without torch).
 """
 
 from __future__ import annotations
