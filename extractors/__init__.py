@@ -29,6 +29,7 @@ from .loading import (
     load_extractor,
     load_extractor_set,
     preset_status,
+    set_modalities,
 )
 from .presets import ExtractorSet, PresetCatalog, PresetInfo, WeightsSpec, presets
 from .registry import ExtractorRegistry, register_extractor, registry
@@ -53,5 +54,5 @@ __all__ = [
     "RuntimeOptions", "SegmentVectors", "WeightsSpec", "embed_files", "embed_texts", "l2_normalize",
     "list_presets", "list_sets", "load_extractor", "load_extractor_set", "parse_model_paths",
     "pool_unit", "preset_status", "presets", "register_extractor", "registry",
-    "resolve_weights",
+    "resolve_weights", "set_modalities",
 ]

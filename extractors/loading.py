@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from mmrec.errors import WeightsNotFoundError
@@ -11,7 +11,7 @@ from mmrec.errors import WeightsNotFoundError
 from .base import Extractor, Modality
 from .presets import ExtractorSet, PresetCatalog, PresetInfo, presets
 from .registry import ExtractorRegistry, registry
-from .runtime import RuntimeOptions
+from .runtime import RuntimeOptions, import_transformers_without_sklearn
 from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def load_extractor(
     info = preset if isinstance(preset, PresetInfo) else (catalog or presets).get(preset)
     cls = (extractors or registry).get(info.extractor)
     weights = resolve_weights(info, model_paths)
+    import_transformers_without_sklearn()
     extractor = cls.from_preset(info, weights, RuntimeOptions(device, batch_size, precision))
     if extractor.is_random:
         log.info("extractor %s (%s) runs on RANDOM weights: vectors carry no meaning",
@@ -61,14 +62,23 @@ def load_extractor_set(
     model_paths: Mapping[str, str] | None = None,
     precision: str | None = None,
     catalog: PresetCatalog | None = None,
+    modalities: Collection[str] | None = None,
 ) -> list[Extractor]:
-    """Build every extractor of a set ("default", "offline-tiny"), same kwargs as load_extractor."""
+    """Build the extractors of a set ("default", "offline-tiny"), same kwargs as load_extractor;
+    `modalities` keeps only those (a text query weighting only text loads no CLIP)."""
     cat = catalog or presets
     return [
         load_extractor(p, device=device, batch_size=batch_size, model_paths=model_paths,
                        precision=precision, catalog=cat)
-        for p in cat.get_set(name).presets
+        for p, modality in set_modalities(name, cat).items()
+        if modalities is None or modality in modalities
     ]
+
+
+def set_modalities(name: str, catalog: PresetCatalog | None = None) -> dict[str, Modality]:
+    """{preset: modality} of a set, in its order, without loading any model."""
+    cat = catalog or presets
+    return {p: registry.get(cat.get(p).extractor).modality for p in cat.get_set(name).presets}
 
 
 def list_presets(catalog: PresetCatalog | None = None) -> list[PresetInfo]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -83,3 +85,27 @@ def bind_common(extractor: Any, preset: Any, weights: Any, runtime: RuntimeOptio
     extractor.device = resolve_device(runtime.device)
     extractor.precision = resolve_precision(extractor.device, runtime.precision)
     extractor.batch_size = runtime.batch_size or default_batch
+
+
+# transformers imports scikit-learn, and with it SciPy's stats (~1 s on two cores, a sixth
+# of a cold text query), as soon as any model class loads: its assisted text generation
+# wants sklearn's roc_curve, and mmrec never generates text. The module that imports it
+# loads once with sklearn hidden; sklearn stays importable for everything else.
+_SKLEARN_USER = "transformers.generation.candidate_generator"
+
+
+def import_transformers_without_sklearn() -> None:
+    """Import transformers' generation code without scikit-learn (see above); idempotent."""
+    if _SKLEARN_USER in sys.modules or "sklearn" in sys.modules:
+        return
+    if importlib.util.find_spec("transformers") is None:
+        return
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # find_spec() -> None: "absent"
+    try:
+        importlib.import_module(_SKLEARN_USER)
+    finally:
+        if sys.modules.get("sklearn", 0) is None:
+            del sys.modules["sklearn"]
+        from transformers.utils import import_utils
+
+        import_utils.is_sklearn_available.cache_clear()

@@ -24,6 +24,7 @@ ROW_KEYS = {
               "x_floor", "peak_bytes", "check"},
     "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "ann_text_ms",
               "recall_at_10", "recall_text_at_10", "index_build_s"},
+    "startup": {"command", "argv", "median_s", "runs_s", "goal_s", "imports_s", "rest_s", "top_imports"},
 }
 
 
@@ -32,7 +33,7 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("bench")
 
 
-@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest", "query"])
+@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest", "query", "startup"])
 def test_quick_benchmark_writes_json_and_png(name, out_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = CliRunner().invoke(bench_command, [name, "--quick", "--out", str(out_dir), "--device", "cpu"])
@@ -50,6 +51,18 @@ def test_quick_benchmark_writes_json_and_png(name, out_dir, monkeypatch):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["files"] == {"json": str(out_dir / f"{name}.json"), "png": str(png)}
     assert data["table"]["title"] in result.output  # the table is printed last
+
+
+def test_startup_times_every_command_and_names_its_imports(out_dir):
+    data = json.loads((out_dir / "startup.json").read_text())
+    rows = {r["command"]: r for r in data["results"]}
+    assert list(rows) == ["help", "stats", "text query", "text query, text tower only"]
+    assert {g["goal"] for g in data["goals"]} == {"cold help <= 0.5 s", "cold stats <= 1.5 s",
+                                                  "cold text query <= 6.0 s"}
+    modules = {r["command"]: {t["module"] for t in r["top_imports"]} for r in data["results"]}
+    assert "mmrec.cli" in modules["help"] and "lancedb" in modules["stats"]
+    assert "torch" in modules["text query"] and "open_clip" not in modules["text query, text tower only"]
+    assert data["params"]["bytecode_present"] in (True, False)
 
 
 def test_score_quick_checks_every_backend_against_the_reference(out_dir):
@@ -109,6 +122,19 @@ def test_query_cli_offers_every_data_model_and_index_kind():
     opts = {p.name: p for p in bench_command.commands["query"].params}
     assert list(opts["data"].type.choices) == list(DATA_MODELS)
     assert list(opts["index"].type.choices) == list(INDEX_KINDS)
+
+
+def test_index_and_recommend_clis_offer_every_index_kind_and_backend():
+    """Listed literally for the same reason: `mmrec --help` loads no numpy."""
+    from mmrec.cli import main
+    from mmrec.scoring import BACKENDS
+    from mmrec.search import DEFAULT_KIND, INDEX_KINDS
+
+    index = {p.name: p for p in main.commands["index"].params}
+    assert list(index["kind"].type.choices) == list(INDEX_KINDS) and index["kind"].default == DEFAULT_KIND
+    for name in ("recommend", "evaluate"):
+        opts = {p.name: p for p in main.commands[name].params}
+        assert list(opts["backend"].type.choices) == list(BACKENDS), name
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

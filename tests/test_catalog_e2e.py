@@ -54,3 +54,21 @@ def test_rerun_is_a_no_op(built):
     again = catalog.ingest(lib, preset="offline-tiny")
     assert again.ingested == [] and again.unchanged == 9
     assert catalog.stats()["items"] == 9 and catalog.stats()["errors"] == 1
+
+
+def test_a_text_query_loads_only_the_towers_it_weights(built):
+    """`--modality text` (or weights naming only text) needs MiniLM alone: CLIP and CLAP,
+    with open_clip and their towers, stay unloaded (seconds of a cold query)."""
+    import subprocess
+    import sys
+
+    _, catalog, _ = built
+    code = ("import sys, mmrec; c = mmrec.Catalog(sys.argv[1]); "
+            "hits = c.search(text='football match goals', k=3, modality='text').hits; "
+            "loaded = sorted(e.modality for e in c.extractors(modalities=['text'])); "
+            "print(hits[0].path.rsplit('/', 1)[-1], loaded, "
+            "'open_clip' in sys.modules, 'transformers.models.clap' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(catalog.path)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["football_highlights.mp4", "['text']", "False", "False"]
+    assert [e.modality for e in catalog.extractors()] == ["visual", "audio", "text"]

@@ -70,7 +70,7 @@ class Catalog:
         self.path = Path(path) if path is not None else default_db_path()
         self._load_kwargs: dict[str, Any] = {"device": device, "batch_size": batch_size,
                                              "model_paths": model_paths}
-        self._extractors: list[Any] | None = None
+        self._loaded: dict[str, Any] = {}  # preset -> extractor of the set self._preset
         self._store: CatalogStore | None = None
         self._preset: str | None = None
 
@@ -81,9 +81,12 @@ class Catalog:
             self._store = CatalogStore.open(self.path)
         return self._store
 
-    def extractors(self, preset: str | None = None, store: CatalogStore | None = None) -> list[Any]:
-        """The extractor set: the given preset, else $MMREC_PRESET, the catalog's, or 'default'."""
-        from mmrec.extractors import load_extractor_set
+    def extractors(self, preset: str | None = None, store: CatalogStore | None = None,
+                   modalities: Sequence[str] | None = None) -> list[Any]:
+        """The extractor set: the given preset, else $MMREC_PRESET, the catalog's, or 'default'.
+
+        Models load on first use and stay loaded; `modalities` asks for only some of them."""
+        from mmrec.extractors import load_extractor, set_modalities
 
         stored = None
         if store is not None:
@@ -91,10 +94,13 @@ class Catalog:
         elif not (preset or os.environ.get("MMREC_PRESET")) and CatalogStore.exists(self.path):
             stored = self._open().meta().get("preset")
         name = preset or os.environ.get("MMREC_PRESET") or stored or DEFAULT_PRESET
-        if self._extractors is None or self._preset != name:
-            self._extractors = load_extractor_set(name, **self._load_kwargs)
-            self._preset = name
-        return self._extractors
+        if self._preset != name:
+            self._loaded, self._preset = {}, name
+        wanted = [p for p, m in set_modalities(name).items() if modalities is None or m in modalities]
+        for p in wanted:
+            if p not in self._loaded:
+                self._loaded[p] = load_extractor(p, **self._load_kwargs)
+        return [self._loaded[p] for p in wanted]
 
     @staticmethod
     def _layout(extractors: list[Any]) -> FusionLayout:
@@ -186,7 +192,7 @@ class Catalog:
         notes: list[str] = []
         exclude: tuple[str, ...] = ()
         if text is not None:
-            extractors = self.extractors(preset, store)
+            extractors = self.extractors(preset, store, [m for m in layout.modalities if w.get(m)])
             self._check_fingerprints(store, extractors)
             vectors = {m: v[0] for m, v in embed_texts(extractors, [text]).items()}
             notes += [f"{e.preset} runs on random weights: its {e.modality} scores are meaningless"

@@ -147,9 +147,9 @@ def fs_path(stored: str) -> str:
 def _connect(path: str | Path) -> Any:
     """A LanceDB connection whose tables see other processes' commits on every read
     (a long-lived Catalog keeps one store open while an ingest writes)."""
-    import lancedb
+    from .lancedb_lazy import import_lancedb
 
-    return lancedb.connect(str(path), read_consistency_interval=timedelta(0))
+    return import_lancedb().connect(str(path), read_consistency_interval=timedelta(0))
 
 
 def vector_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:

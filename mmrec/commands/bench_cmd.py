@@ -96,6 +96,15 @@ def score_cmd(quick: bool, out: Path, device: str | None, full: bool | None) -> 
     _run("score", quick, out, device, full=full)
 
 
+@bench_command.command("startup")
+@_common
+@click.option("--library", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Media directory for the catalog (default: a generated sample library under --out).")
+def startup_cmd(quick: bool, out: Path, device: str | None, library: Path | None) -> None:
+    """Cold start of `mmrec --help`, `stats` and a text query, and where the time goes."""
+    _run("startup", quick, out, device, library=library)
+
+
 @bench_command.command("query")
 @_common
 @click.option("--sizes", default=None, metavar="N,N,...",

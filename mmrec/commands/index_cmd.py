@@ -8,12 +8,16 @@ import click
 
 from mmrec.commands.console import console, print_json
 from mmrec.commands.options import db_option, make_catalog
-from mmrec.search import DEFAULT_KIND, INDEX_KINDS, MIN_INDEX_ROWS
+
+# Literal, so that the CLI starts without loading the search stage (numpy, pyarrow); a test
+# keeps them equal to mmrec.search.INDEX_KINDS and DEFAULT_KIND.
+INDEX_TYPES = ("hnsw", "ivf-pq")
+DEFAULT_INDEX_TYPE = "hnsw"
 
 
 @click.command("index")
 @db_option
-@click.option("--type", "kind", type=click.Choice(list(INDEX_KINDS)), default=DEFAULT_KIND,
+@click.option("--type", "kind", type=click.Choice(INDEX_TYPES), default=DEFAULT_INDEX_TYPE,
               show_default=True, help="ANN index type (IVF-HNSW with SQ, or IVF-PQ).")
 @click.option("--calibrate-only", is_flag=True,
               help="Keep the indexes; only measure their search breadth and rebuild the "
@@ -31,6 +35,8 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
     principal directions + sign bits, a few hundred to thousands of candidates re-scored)
     where it measured better than the graph.
     """
+    from mmrec.search import MIN_INDEX_ROWS
+
     reports = make_catalog(db).index(kind, calibrate_only=calibrate_only)
     if as_json:
         print_json([r.to_json() for r in reports])

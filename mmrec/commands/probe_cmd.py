@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from mmrec.catalog import iter_media_files
 from mmrec.commands.console import console, err_console, fmt_seconds, print_json
 from mmrec.errors import MediaError
 from mmrec.media import (
@@ -55,6 +54,8 @@ def _streams(info: MediaInfo) -> str:
 def probe_command(paths: tuple[Path, ...], segments: bool, fps: float, window: float,
                   as_json: bool) -> None:
     """Probe media files (or every media file under directories)."""
+    from mmrec.catalog import iter_media_files  # here: the CLI starts without the catalog
+
     policy = FramePolicy(fps=fps, window_s=window, size=(64, 64))
     rows, failures = [], []
     for root in paths:

@@ -11,7 +11,10 @@ from rich.table import Table
 
 from mmrec.commands.console import console, err_console, print_json, printable
 from mmrec.commands.options import db_option, make_catalog
-from mmrec.scoring import BACKENDS
+
+# Literal, so that the CLI starts without loading the kernels (numpy); a test keeps it
+# equal to mmrec.scoring.BACKENDS.
+BACKENDS = ("auto", "numpy", "cpu", "cuda", "torch")
 
 MAX_REJECTED_SHOWN = 20
 
@@ -29,7 +32,7 @@ def rerank_options(f: Any) -> Any:
                      show_default=True, help="Recency half-life of a user's history."),
         click.option("--exclude-seen/--include-seen", default=True, show_default=True,
                      help="Leave out items already in the user's history."),
-        click.option("--backend", type=click.Choice(list(BACKENDS)), default="auto",
+        click.option("--backend", type=click.Choice(BACKENDS), default="auto",
                      show_default=True,
                      help="Scoring backend (auto: torch GEMM on a GPU, else the NumPy/Numba CPU kernels)."),
     ]):
