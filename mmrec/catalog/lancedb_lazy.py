@@ -25,7 +25,7 @@ class _DeferredPackage(types.ModuleType):
     """A package whose `__init__` body runs when one of its own attributes is first read."""
 
     _loaded = False
-    _lock = threading.Lock()
+    _lock = threading.RLock()  # the body's own imports read attributes of the package
 
     def __getattr__(self, attr: str) -> Any:
         if not attr.startswith("__"):

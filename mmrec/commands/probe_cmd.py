@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from mmrec.commands.console import console, err_console, fmt_seconds, print_json
 from mmrec.errors import MediaError
-from mmrec.media import (
-    FramePolicy,
-    MediaInfo,
-    iter_audio_windows,
-    iter_frames,
-    probe,
-    read_text_meta,
-)
+
+if TYPE_CHECKING:
+    from mmrec.media import FramePolicy, MediaInfo
+
+# The media layer (NumPy) and the catalog load when the command runs: every command module
+# is imported for `mmrec --help`.
 
 
 def count_segments(info: MediaInfo, policy: FramePolicy, audio_window_s: float) -> dict[str, int]:
     """Decode a file the way the extractors will and count frames and windows."""
+    from mmrec.media import iter_audio_windows, iter_frames
+
     out = {"frames": 0, "video_windows": 0, "audio_windows": 0}
     if info.has_video:
         times = [t for chunk in iter_frames(info.path, policy, info) for t in chunk.times]
@@ -54,7 +55,8 @@ def _streams(info: MediaInfo) -> str:
 def probe_command(paths: tuple[Path, ...], segments: bool, fps: float, window: float,
                   as_json: bool) -> None:
     """Probe media files (or every media file under directories)."""
-    from mmrec.catalog import iter_media_files  # here: the CLI starts without the catalog
+    from mmrec.catalog import iter_media_files
+    from mmrec.media import FramePolicy, probe, read_text_meta
 
     policy = FramePolicy(fps=fps, window_s=window, size=(64, 64))
     rows, failures = [], []

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mmrec.commands.console import console
-from mmrec.media import make_sample_library, write_sample_interactions
 
 
 @click.command("samples")
@@ -17,6 +16,8 @@ from mmrec.media import make_sample_library, write_sample_interactions
               help="Also write a truncated download, to show how bad input is reported.")
 def samples_command(directory: Path, overwrite: bool, broken: bool) -> None:
     """Generate a sample library of videos, audio files and sidecar text with ffmpeg."""
+    from mmrec.media import make_sample_library, write_sample_interactions
+
     paths = make_sample_library(directory, overwrite=overwrite, include_broken=broken)
     interactions = write_sample_interactions(directory)
     console.print(f"{len(paths)} sample files in {directory}, user interactions in {interactions}")
