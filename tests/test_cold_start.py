@@ -45,3 +45,19 @@ def test_the_cli_starts_without_numpy():
     got = _run("import json, sys; import mmrec.cli; print(json.dumps(sorted("
                "m for m in ('numpy', 'pyarrow', 'lancedb', 'torch') if m in sys.modules)))")
     assert got == []
+
+
+def test_the_console_script_exits_fast_with_every_byte_and_exit_code(tmp_path):
+    """`mmrec` ends with os._exit after the command (skipping ~1.2 s of teardown): its
+    piped output must still arrive whole, and the exit code be click's."""
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "mmrec"
+    assert "mmrec.cli import run" in script.read_text()
+    big = subprocess.run([script, "extractors", "--json"], capture_output=True, text=True)
+    assert big.returncode == 0 and json.loads(big.stdout)  # the whole JSON document, flushed
+    missing = subprocess.run([script, "stats", "--db", str(tmp_path / "none")], capture_output=True, text=True)
+    assert missing.returncode == 1 and "no mmrec catalog here" in missing.stderr
+    bad = subprocess.run([script, "query", "--no-such-option"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such option" in bad.stderr
+    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout.startswith("Usage: mmrec")

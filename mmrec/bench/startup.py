@@ -41,7 +41,7 @@ def commands(db: Path) -> dict[str, list[str]]:
 def mmrec_argv(args: list[str], importtime: bool = False) -> list[str]:
     """The command line of `mmrec ARGS` in this interpreter (the installed console script's code)."""
     flags = ["-X", "importtime"] if importtime else []
-    return [sys.executable, *flags, "-c", "import sys; from mmrec.cli import main; sys.exit(main())", *args]
+    return [sys.executable, *flags, "-c", "from mmrec.cli import run; run()", *args]
 
 
 def _run(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
