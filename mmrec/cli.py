@@ -55,10 +55,11 @@ def _add_catalog_commands() -> None:
     from mmrec.commands.ingest_cmd import ingest_command
     from mmrec.commands.query_cmd import query_command
     from mmrec.commands.recommend_cmd import evaluate_command, interactions_group, recommend_command
+    from mmrec.commands.serve_cmd import serve_command
     from mmrec.commands.stats_cmd import stats_command
 
     for command in (ingest_command, query_command, stats_command, index_command, extractors_command,
-                    interactions_group, recommend_command, evaluate_command, bench_command):
+                    interactions_group, recommend_command, evaluate_command, serve_command, bench_command):
         main.add_command(command)
 
 

@@ -25,6 +25,7 @@ ROW_KEYS = {
     "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "ann_text_ms",
               "recall_at_10", "recall_text_at_10", "index_build_s"},
     "startup": {"command", "argv", "median_s", "runs_s", "goal_s", "imports_s", "rest_s", "top_imports"},
+    "serve": {"endpoint", "concurrency", "requests", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms"},
 }
 
 
@@ -33,7 +34,7 @@ def out_dir(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("bench")
 
 
-@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest", "query", "startup"])
+@pytest.mark.parametrize("name", ["score", "decode", "extract", "ingest", "query", "startup", "serve"])
 def test_quick_benchmark_writes_json_and_png(name, out_dir, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = CliRunner().invoke(bench_command, [name, "--quick", "--out", str(out_dir), "--device", "cpu"])
@@ -63,6 +64,15 @@ def test_startup_times_every_command_and_names_its_imports(out_dir):
     assert "mmrec.cli" in modules["help"] and "lancedb" in modules["stats"]
     assert "torch" in modules["text query"] and "open_clip" not in modules["text query, text tower only"]
     assert data["params"]["bytecode_present"] in (True, False)
+
+
+def test_serve_loads_every_endpoint_without_errors(out_dir):
+    data = json.loads((out_dir / "serve.json").read_text())
+    cases = {(r["endpoint"], r["concurrency"]): r for r in data["results"]}
+    assert {e for e, _ in cases} == {"search by item", "text search", "recommend", "event -> recommendation"}
+    assert {c for _, c in cases} == {1, 8}
+    assert all(r["errors"] == 0 and r["requests"] == 8 and r["p95_ms"] > 0 for r in cases.values())
+    assert all(g["met"] is None for g in data["goals"])  # a quick run is too small to judge
 
 
 def test_score_quick_checks_every_backend_against_the_reference(out_dir):

@@ -34,7 +34,8 @@ def db(lib, tmp_path_factory) -> Path:
     assert [f["path"] for f in summary["failed"]] == [broken]
     assert "readable" in summary["failed"][0]["message"]
     assert f"failed {broken}" in err  # one line, as it happens
-    assert set(summary["timings"]) == {"scan", "hash_probe", "decode", "embed", "write"}
+    assert set(summary["timings"]) == {"scan", "hash_probe", "decode", "embed", "write", "thumbs"}
+    assert summary["thumbnails"]["made"] == 9 + summary["segments"] and not summary["thumbnails"]["failed"]
     return db
 
 

@@ -56,8 +56,10 @@ def test_the_console_script_exits_fast_with_every_byte_and_exit_code(tmp_path):
     assert "mmrec.cli import run" in script.read_text()
     big = subprocess.run([script, "extractors", "--json"], capture_output=True, text=True)
     assert big.returncode == 0 and json.loads(big.stdout)  # the whole JSON document, flushed
-    missing = subprocess.run([script, "stats", "--db", str(tmp_path / "none")], capture_output=True, text=True)
+    missing = subprocess.run([script, "stats", "--db", str(tmp_path / "none")], capture_output=True,
+                             text=True)
     assert missing.returncode == 1 and "no mmrec catalog here" in missing.stderr
     bad = subprocess.run([script, "query", "--no-such-option"], capture_output=True, text=True)
     assert bad.returncode == 2 and "No such option" in bad.stderr
-    assert subprocess.run([script, "--help"], capture_output=True, text=True).stdout.startswith("Usage: mmrec")
+    helped = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert helped.stdout.startswith("Usage: mmrec")

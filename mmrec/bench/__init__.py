@@ -4,14 +4,14 @@
 decode: sampled-frame and audio-window decoding per worker count; extract: model
 throughput per extractor; ingest: end-to-end Catalog.ingest with its stage timings;
 score: the top-k kernels against NumPy/torch; query: search latency and recall on synthetic
-catalogs; startup: cold `mmrec` commands and where their time goes. Benchmarks use only
-mmrec's public API.
+catalogs; startup: cold `mmrec` commands and where their time goes; serve: the HTTP service
+under a bounded loopback load. Benchmarks use only mmrec's public API.
 """
 
 from __future__ import annotations
 
 from .common import resolve_device
 
-BENCHMARKS = ("decode", "extract", "ingest", "score", "query", "startup")
+BENCHMARKS = ("decode", "extract", "ingest", "score", "query", "startup", "serve")
 
 __all__ = ["BENCHMARKS", "resolve_device"]

@@ -1,5 +1,6 @@
 """The catalog: a LanceDB directory of items, segments, interactions and errors, the ingest
-that fills it (walk, skip unchanged, embed, write) under one writer lock, and `Catalog`.
+that fills it (walk, skip unchanged, embed, write) under one writer lock, the poster
+thumbnails beside it (`_thumbs/`, thumbs.py), and `Catalog`.
 
 Vectors cross into this stage as NumPy/Arrow: nothing here imports torch.
 """
@@ -18,10 +19,25 @@ from .store import (
     ItemRecord,
     SegmentRecord,
     db_path,
+    fs_path,
     items_schema,
     sql_list,
+    sql_str,
     vector_column,
     vector_matrix,
+)
+from .thumbs import (
+    ThumbFailure,
+    ThumbnailIdError,
+    ThumbnailNotFoundError,
+    ThumbReport,
+    build_thumbnails,
+    ensure_thumbnail,
+    prune_thumbnails,
+    remove_orphan_thumbnails,
+    remove_thumbnails,
+    thumb_path,
+    thumbs_root,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +56,10 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Catalog", "CatalogBusyError", "CatalogNotFoundError", "CatalogStore", "IngestOptions",
-    "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path",
-    "ingest_directory", "items_schema", "iter_media_files", "sql_list", "vector_column",
+    "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path", "fs_path",
+    "ingest_directory", "items_schema", "iter_media_files", "sql_list", "sql_str", "vector_column",
     "vector_matrix", "write_lock",
+    "ThumbFailure", "ThumbReport", "ThumbnailIdError", "ThumbnailNotFoundError", "build_thumbnails",
+    "ensure_thumbnail", "prune_thumbnails", "remove_orphan_thumbnails", "remove_thumbnails",
+    "thumb_path", "thumbs_root",
 ]

@@ -20,12 +20,14 @@ from mmrec.catalog.ingest import (
 )
 from mmrec.catalog.lock import write_lock
 from mmrec.catalog.store import CatalogStore, db_path
+from mmrec.catalog.thumbs import ThumbReport, build_thumbnails, ensure_thumbnail
 from mmrec.errors import ConfigError
 from mmrec.extractors import embed_texts
 from mmrec.fusion import FusionLayout, parse_weights
 from mmrec.recommend import (
     BatchReport,
     EvalReport,
+    EventReport,
     ImportReport,
     RecommendOptions,
     TextEncoder,
@@ -35,6 +37,7 @@ from mmrec.recommend import (
     import_interactions,
     recommend_all_users,
     recommend_for_user,
+    record_events,
 )
 from mmrec.search import DEFAULT_KIND as DEFAULT_INDEX_KIND
 from mmrec.search import (
@@ -80,6 +83,11 @@ class Catalog:
         if self._store is None or not CatalogStore.exists(self.path):
             self._store = CatalogStore.open(self.path)
         return self._store
+
+    def store(self) -> CatalogStore:
+        """The open store, for long-lived readers such as the HTTP service (every read sees
+        the commits of other processes); raises CatalogNotFoundError when there is none."""
+        return self._open()
 
     def extractors(self, preset: str | None = None, store: CatalogStore | None = None,
                    modalities: Sequence[str] | None = None) -> list[Any]:
@@ -141,11 +149,14 @@ class Catalog:
             only: run just these extractors of the set (names like "clip" or modalities
                 like "visual"); the other modalities keep their stored vectors.
             options: walk/batching options (IngestOptions).
-            progress: called with (event, data) as files are planned, embedded or fail.
+            progress: called with (event, data) as files are planned, embedded or fail,
+                and ("thumbnails", {"total": n}) before the posters are made.
             should_stop: polled between files; True stops the run cleanly (see ingest_directory).
 
         One ingest writes to a catalog at a time (CatalogBusyError otherwise); queries
-        can run meanwhile and see the last committed batch.
+        can run meanwhile and see the last committed batch. Then, with the lock released,
+        the poster thumbnails of the files embedded are made (options.thumbnails;
+        summary.thumbs, the "thumbs" timing; mmrec.catalog.thumbs).
         """
         if not Path(directory).exists():
             raise ConfigError(f"{directory}: no such file or directory to ingest")
@@ -155,6 +166,13 @@ class Catalog:
             summary = ingest_directory(store, _subset(extractors, only), directory, options, progress,
                                        should_stop)
             store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
+        if (options or IngestOptions()).thumbnails and summary.item_ids and not summary.interrupted:
+            progress("thumbnails", {"total": len(summary.item_ids)})
+            # refresh: an item embedded again may have other segments than its old thumbnails
+            summary.thumbs = build_thumbnails(store, self.path, summary.item_ids, refresh=True,
+                                              should_stop=should_stop)
+            summary.timings["thumbs"] = summary.thumbs.seconds
+            summary.seconds += summary.thumbs.seconds
         return summary
 
     def search(self, *, text: str | None = None, file: str | Path | None = None,
@@ -248,13 +266,21 @@ class Catalog:
                 out[e.modality] = e.embed_media([media])[0].item_vector
         return out
 
-    def index(self, kind: str = DEFAULT_INDEX_KIND, calibrate_only: bool = False) -> list[IndexReport]:
+    last_thumbnails: ThumbReport | None = None  # what the last index() did for thumbnails
+
+    def index(self, kind: str = DEFAULT_INDEX_KIND, calibrate_only: bool = False, *,
+              thumbnails: bool = True) -> list[IndexReport]:
         """Build the ANN indexes (items and segments), measure their search breadth and
         the sketch for off-item queries (mmrec.search.sketch), or only measure and sketch again;
-        see mmrec.search.index for when search uses them."""
+        see mmrec.search.index for when search uses them. Then, with the lock released, make
+        the missing thumbnails of every item (thumbnails=True; the ThumbReport is kept in
+        `self.last_thumbnails`)."""
         with write_lock(self.path):
             store = self._open()
-            return calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)
+            reports = calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)
+        if thumbnails:
+            self.last_thumbnails = build_thumbnails(store, self.path)
+        return reports
 
     def errors(self) -> list[dict[str, Any]]:
         """Every recorded failure: path, stage, error type, message, time."""
@@ -278,8 +304,19 @@ class Catalog:
         Rows naming unknown items or events are rejected with their line numbers; with any
         rejected row nothing is written unless skip_bad=True. A re-import adds nothing.
         """
-        with write_lock(self.path):
+        with write_lock(self.path), write_lock(self.path, "interactions"):
             return import_interactions(self._open(), path, skip_bad)
+
+    def record_events(self, events: Sequence[dict[str, Any]], *, partial: bool = False,
+                      source: str = "events", dry_run: bool = False) -> EventReport:
+        """Store live interaction events (dicts with the interactions columns: user_id, item,
+        event, value, timestamp, text), all or nothing unless partial (dry_run: only check
+        them). They take only the interactions lock, so events keep flowing while an ingest
+        writes; the very next recommendation for that user reflects them."""
+        if dry_run:
+            return record_events(self._open(), events, dry_run=True)
+        with write_lock(self.path, "interactions"):
+            return record_events(self._open(), events, partial, source)
 
     def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,
                   explain: bool = False, options: RecommendOptions | None = None,
@@ -324,6 +361,15 @@ class Catalog:
         return {**store.counts(), "extractors": meta.get("extractors", []),
                 "preset": meta.get("preset"), "fusion": [b.__dict__ for b in store.layout.blocks],
                 "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path)}
+
+    def thumbnail(self, item_id: str, seg_id: str | None = None) -> Path:
+        """The path of the JPEG poster of an item (seg_id None) or of one of its segments
+        ("<item id>:<modality>:<index>"), made now if it is missing.
+
+        Raises ThumbnailIdError (an id not in the catalog's format, or a segment of another
+        item), ThumbnailNotFoundError (no such item or segment), MediaError (the file
+        cannot be thumbnailed: moved, deleted, corrupt). See mmrec.catalog.thumbs."""
+        return ensure_thumbnail(self._open(), item_id, seg_id)
 
 
 def _positive_k(k: int) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 
 from mmrec.catalog.scan import iter_media_files
 from mmrec.catalog.store import CatalogStore, ItemRecord, SegmentRecord, db_path, fs_path, vector_column
+from mmrec.catalog.thumbs import ThumbReport, prune_thumbnails
 from mmrec.errors import MediaError
 from mmrec.media import probe, read_text_meta
 
@@ -47,6 +48,7 @@ class IngestOptions:
     workers: int = 2
     write_batch: int = 16  # files per commit: a kill loses at most this many
     prune_missing: bool = True
+    thumbnails: bool = True  # posters of the files embedded (Catalog.ingest, mmrec.catalog.thumbs)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class IngestSummary:
     """What a run did; `failed` lists every file that could not be ingested and why."""
 
     ingested: list[str] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)  # the ids of `ingested`, in order
     unchanged: int = 0
     failed: list[FileFailure] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (path, same bytes as path)
@@ -71,6 +74,7 @@ class IngestSummary:
     timings: dict[str, float] = field(default_factory=dict)
     random_weights: list[str] = field(default_factory=list)
     interrupted: bool = False
+    thumbs: ThumbReport | None = None  # set by Catalog.ingest when it made thumbnails
 
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -178,6 +182,7 @@ def ingest_directory(
 
     ids: dict[str, tuple[str, os.stat_result]] = {}
     by_id = {r["id"]: p for p, r in known.items()}  # content -> the path it is stored under
+    replaced: set[str] = set()  # ids whose rows this run may delete (their thumbnails go too)
 
     def fail(path: str, stage: str, error: str, message: str, final: bool = True) -> None:
         summary.failed.append(FileFailure(path, stage, error, message))
@@ -228,6 +233,8 @@ def ingest_directory(
             timings["decode"] += result.prepare_s
             item_id, st = ids.pop(result.item.path)
             prev = known.get(db_path(result.item.path))
+            if prev and prev["id"] != item_id:
+                replaced.add(prev["id"])  # the path's old content: store.write deletes its row
             kept = _kept_row(store, prev, item_id, fingerprints)
             _collect(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
                      progress)
@@ -241,9 +248,12 @@ def ingest_directory(
     for f in summary.failed:
         store.record_error(f.path, f.stage, f.error, f.message)
     if options.prune_missing and not summary.interrupted:
-        summary.removed = _prune_missing(store, Path(root).resolve(), {db_path(f) for f in plan.files})
+        present = {db_path(f) for f in plan.files}
+        summary.removed, pruned = _prune_missing(store, Path(root).resolve(), present)
+        replaced |= pruned
     if not summary.interrupted:
         store.delete_orphan_segments()  # left by a run killed between its two writes
+    prune_thumbnails(store, replaced)  # those no longer in the catalog (an id embedded again stays)
     summary.timings = timings
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -306,6 +316,7 @@ def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extract
     )
     writer.add(rec, segs)
     summary.ingested.append(db_path(item.path))
+    summary.item_ids.append(item_id)
     summary.segments += len(segs)
     progress("embedded", {"path": db_path(item.path), "segments": len(segs), "units": dict(result.units)})
 
@@ -323,12 +334,14 @@ def _fingerprints_match(prev: dict[str, Any], current: dict[str, str]) -> bool:
     return all(stored.get(m) == fp for m, fp in current.items())
 
 
-def _prune_missing(store: CatalogStore, root: Path, present: set[str]) -> int:
-    """Remove items under root whose file no longer exists (or is no longer found there)."""
+def _prune_missing(store: CatalogStore, root: Path, present: set[str]) -> tuple[int, set[str]]:
+    """Remove items under root whose file no longer exists (or is no longer found there);
+    returns how many, and their ids."""
     prefix = db_path(root).rstrip("/") + "/"
-    gone = [p for p in store.file_index() if p.startswith(prefix) and p not in present
+    index = store.file_index()
+    gone = [p for p in index if p.startswith(prefix) and p not in present
             and not Path(fs_path(p)).exists()]
     removed = 0
     for p in gone:
         removed += store.delete_where("path = '" + p.replace("'", "''") + "'")
-    return removed
+    return removed, {index[p]["id"] for p in gone}

@@ -12,6 +12,9 @@ from pathlib import Path
 from mmrec.errors import MmrecError
 
 LOCK_NAME = ".mmrec-write.lock"
+# What each lock guards: "catalog" every table but the interactions (ingest, index, meta);
+# "interactions" the interactions table, so that live events keep flowing during an ingest.
+LOCKS = {"catalog": LOCK_NAME, "interactions": ".mmrec-interactions.lock"}
 
 
 class CatalogBusyError(MmrecError):
@@ -19,19 +22,20 @@ class CatalogBusyError(MmrecError):
 
 
 @contextmanager
-def write_lock(catalog: str | Path) -> Iterator[None]:
-    """Hold the catalog's write lock, or raise CatalogBusyError naming the holder."""
+def write_lock(catalog: str | Path, what: str = "catalog") -> Iterator[None]:
+    """Hold one of the catalog's write locks (LOCKS), or raise CatalogBusyError naming the holder."""
     path = Path(catalog)
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path / LOCKS[what], os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             raise CatalogBusyError(
-                f"{path}: another mmrec process (pid {holder}) is writing to this catalog; "
-                "wait for it to finish (queries work meanwhile) or use another --db") from None
+                f"{path}: another mmrec process (pid {holder}) is writing to this catalog"
+                f"{'' if what == 'catalog' else ' (' + what + ')'}; wait for it to finish "
+                "(queries work meanwhile) or use another --db") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

@@ -160,13 +160,14 @@ def vector_matrix(column: pa.Array | pa.ChunkedArray, dim: int) -> np.ndarray:
     return np.ascontiguousarray(flat, np.float32).reshape(len(column), dim)
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """An SQL string literal: single-quoted, inner quotes doubled."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def sql_list(values: Iterable[str]) -> str:
     """The inside of an SQL `IN (...)`: the values quoted, comma-separated."""
-    return ", ".join(map(_sql_str, values))
+    return ", ".join(map(sql_str, values))
 
 
 class CatalogStore:
@@ -251,7 +252,7 @@ class CatalogStore:
          .when_not_matched_insert_all().execute(table, on_bad_vectors="null"))
         # A file whose content changed got a new id: drop the row of its old content.
         for i in items:
-            self.delete_where(f"path = {_sql_str(i.path)} AND id != {_sql_str(i.id)}")
+            self.delete_where(f"path = {sql_str(i.path)} AND id != {sql_str(i.id)}")
 
     def _items_table(self, items: list[ItemRecord]) -> pa.Table:
         rows = []
@@ -305,7 +306,7 @@ class CatalogStore:
         self.errors.add(pa.Table.from_pylist([row], schema=ERRORS_SCHEMA))
 
     def clear_errors(self, path: str) -> None:
-        self.errors.delete(f"path = {_sql_str(path)}")
+        self.errors.delete(f"path = {sql_str(path)}")
 
     # -- reads -------------------------------------------------------------------
     def file_index(self) -> dict[str, dict[str, Any]]:
@@ -340,16 +341,22 @@ class CatalogStore:
 
     def find_item(self, key: str) -> dict[str, Any] | None:
         """An item by id, id prefix (>= 8 chars) or exact path."""
-        for pred in (f"id = {_sql_str(key)}", f"path = {_sql_str(key)}",
-                     f"path = {_sql_str(str(Path(key).resolve()))}"):
+        for pred in (f"id = {sql_str(key)}", f"path = {sql_str(key)}",
+                     f"path = {sql_str(str(Path(key).resolve()))}"):
             rows = self.items.search().where(pred).limit(2).to_arrow().to_pylist()
             if rows:
                 return rows[0]
         if len(key) >= 8:
-            rows = self.items.search().where(f"id LIKE {_sql_str(key + '%')}").limit(2).to_arrow().to_pylist()
+            rows = self.items.search().where(f"id LIKE {sql_str(key + '%')}").limit(2).to_arrow().to_pylist()
             if len(rows) == 1:
                 return rows[0]
         return None
+
+    def segments_of(self, item_id: str) -> list[dict[str, Any]]:
+        """An item's segments (no vectors), in time order."""
+        t = (self.segments.search().where(f"item_id = {sql_str(item_id)}").limit(None)
+             .select(["seg_id", "modality", "start", "end", "label"]).to_arrow())
+        return t.sort_by([("start", "ascending"), ("modality", "ascending")]).to_pylist()
 
     def counts(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
@@ -389,7 +396,7 @@ class CatalogStore:
         table = self.interactions_table()
         if table is None:
             return []
-        preds = [] if user is None else [f"user_id = {_sql_str(user)}"]
+        preds = [] if user is None else [f"user_id = {sql_str(user)}"]
         if items is not None:
             ids = list(items)
             if not ids:
@@ -412,6 +419,15 @@ class CatalogStore:
         if table is None:
             return INTERACTIONS_SCHEMA.empty_table().select(columns)
         return table.search().select(columns).limit(None).to_arrow()
+
+    def user_counts(self) -> dict[str, int]:
+        """{user_id: number of stored interactions}, most active first."""
+        t = self.interaction_columns(["user_id"])
+        if not len(t):
+            return {}
+        g = t.group_by("user_id").aggregate([("user_id", "count")]).sort_by(
+            [("user_id_count", "descending"), ("user_id", "ascending")])
+        return dict(zip(g["user_id"].to_pylist(), g["user_id_count"].to_pylist(), strict=True))
 
     def check_layout(self, layout: FusionLayout) -> None:
         if layout != self.layout:

@@ -105,6 +105,16 @@ def startup_cmd(quick: bool, out: Path, device: str | None, library: Path | None
     _run("startup", quick, out, device, library=library)
 
 
+@bench_command.command("serve")
+@_common
+@click.option("--items", type=click.IntRange(min=100), default=None,
+              help="Synthetic catalog size (default: 100000; --quick: 2000).")
+def serve_cmd(quick: bool, out: Path, device: str | None, items: int | None) -> None:
+    """mmrec serve under a bounded loopback load: p50/p95/p99 and req/s per endpoint at
+    concurrency 1, 8 and 32."""
+    _run("serve", quick, out, device, items=items)
+
+
 @bench_command.command("query")
 @_common
 @click.option("--sizes", default=None, metavar="N,N,...",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+from rich.markup import escape
 
-from mmrec.commands.console import console, print_json
+from mmrec.commands.console import console, err_console, print_json, printable
 from mmrec.commands.options import db_option, make_catalog
 
 # Literal, so that the CLI starts without loading the search stage (numpy, pyarrow); a test
@@ -22,8 +24,12 @@ DEFAULT_INDEX_TYPE = "hnsw"
 @click.option("--calibrate-only", is_flag=True,
               help="Keep the indexes; only measure their search breadth and rebuild the "
                    "sketch (after ingests, or for an index built by an older mmrec).")
+@click.option("--thumbnails/--no-thumbnails", default=True, show_default=True,
+              help="Also make the missing poster thumbnails of every item and segment "
+                   "(<db>/_thumbs/; catalogs ingested with --no-thumbnails or by an older mmrec).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: bool) -> None:
+def index_command(db: Path | None, kind: str, calibrate_only: bool, thumbnails: bool,
+                  as_json: bool) -> None:
     """Build (or rebuild) the ANN index on item and segment vectors.
 
     Search uses it automatically from 20,000 rows up (below that an
@@ -34,12 +40,19 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
     files, users) may instead take a scan of every row from a compressed "sketch" (top
     principal directions + sign bits, a few hundred to thousands of candidates re-scored)
     where it measured better than the graph.
+
+    Then the poster thumbnails that are missing (items and segments, under <db>/_thumbs/)
+    are made, and the folders of items no longer in the catalog removed.
     """
     from mmrec.search import MIN_INDEX_ROWS
 
-    reports = make_catalog(db).index(kind, calibrate_only=calibrate_only)
+    catalog = make_catalog(db)
+    reports = catalog.index(kind, calibrate_only=calibrate_only, thumbnails=thumbnails)
+    thumbs = catalog.last_thumbnails if thumbnails else None
     if as_json:
         print_json([r.to_json() for r in reports])
+        if thumbs is not None:  # stdout keeps the list of index reports; the line goes to stderr
+            _print_thumbs(thumbs, err_console)
         return
     for r in reports:
         if r.kind is None:
@@ -56,3 +69,19 @@ def index_command(db: Path | None, kind: str, calibrate_only: bool, as_json: boo
                 console.print(f"  sketch ({r.sketch_dims} directions + sign bits) re-scoring "
                               f"{r.sketch_rerank}: recall@10 "
                               f"{r.sketch_recall:.3f}, {r.sketch_ms:.1f} ms; {verdict}")
+    if thumbs is not None:
+        _print_thumbs(thumbs, console)
+
+
+SHOWN_FAILURES = 10
+
+
+def _print_thumbs(thumbs: Any, out: Any) -> None:
+    """One line for the thumbnails pass, then the files that failed (the first few)."""
+    out.print(f"thumbnails: {thumbs.items} items, {thumbs.made} made, {thumbs.kept} kept, "
+              f"{len(thumbs.failed)} files failed, {thumbs.seconds:.1f}s"
+              + (f"; {thumbs.removed} folders of removed items deleted" if thumbs.removed else ""))
+    for f in thumbs.failed[:SHOWN_FAILURES]:
+        out.print(f"  no thumbnails for {escape(printable(f.path))}: {escape(printable(f.reason))}")
+    if len(thumbs.failed) > SHOWN_FAILURES:
+        out.print(f"  ... and {len(thumbs.failed) - SHOWN_FAILURES} more files (-v logs each)")

@@ -76,6 +76,9 @@ class IngestProgress:
             self.bar.start_task(self.task)
             err_console.print(f"{self.total} files to embed, {data['unchanged']} unchanged")
             return
+        if event == "thumbnails":
+            err_console.print(f"making the thumbnails of {data['total']} files")
+            return
         if event == "failed":
             err_console.print(f"[red]failed[/red] {escape(printable(data['path']))}: "
                               f"{escape(printable(data['message']))}")
@@ -115,10 +118,14 @@ class IngestProgress:
               help="Decoding threads (each runs ffmpeg).")
 @click.option("--write-every", type=click.IntRange(min=1), default=16, show_default=True,
               help="Files per catalog commit: a crash loses at most this many files' work.")
+@click.option("--thumbnails/--no-thumbnails", default=True, show_default=True,
+              help="Make JPEG posters of the files embedded (and of their segments) under "
+                   "<db>/_thumbs/; `mmrec index` makes any that are missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list[str] | None,
                    preset: str | None, device: str | None, batch_size: int | None,
-                   model_paths: tuple[str, ...], workers: int, write_every: int, as_json: bool) -> None:
+                   model_paths: tuple[str, ...], workers: int, write_every: int, thumbnails: bool,
+                   as_json: bool) -> None:
     """Embed every audio/video file under DIRECTORY into the catalog.
 
     Unchanged files (same path, size and mtime, or same content) are skipped; files
@@ -129,7 +136,8 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
     from mmrec.catalog import IngestOptions
 
     catalog = make_catalog(db, device, batch_size, model_paths)
-    options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every)
+    options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every,
+                            thumbnails=thumbnails)
     with IngestProgress(live=err_console.is_terminal) as progress, _first_ctrl_c_stops() as stop:
         summary = catalog.ingest(directory, preset=preset, only=only, options=options,
                                  progress=progress, should_stop=stop.is_set)
@@ -171,7 +179,8 @@ def summary_json(summary: Any, db: Path) -> dict[str, Any]:
             "duplicates": [{"path": p, "same_as": t} for p, t in summary.duplicates],
             "segments": summary.segments, "seconds": round(summary.seconds, 3),
             "timings": {k: round(v, 3) for k, v in summary.timings.items()},
-            "random_weights": summary.random_weights, "interrupted": summary.interrupted}
+            "random_weights": summary.random_weights, "interrupted": summary.interrupted,
+            "thumbnails": None if summary.thumbs is None else summary.thumbs.to_json()}
 
 
 def print_summary(summary: Any, db: Path) -> None:
@@ -187,14 +196,22 @@ def print_summary(summary: Any, db: Path) -> None:
     if summary.removed:
         table.add_row("removed (file gone)", str(summary.removed))
     table.add_row("segments", str(summary.segments))
+    thumbs = summary.thumbs
+    if thumbs is not None:
+        table.add_row("thumbnails", f"{thumbs.made} made, {len(thumbs.failed)} files failed"
+                      + (" (stopped: `mmrec index` makes the rest)" if thumbs.stopped else ""))
     t = summary.timings
+    after = f", thumbs {t['thumbs']:.1f}" if "thumbs" in t else ""
     table.add_row("time", f"{summary.seconds:.1f}s (scan {t.get('scan', 0):.1f}, hash+probe "
                   f"{t.get('hash_probe', 0):.1f}, model+wait {t.get('embed', 0):.1f}, write "
-                  f"{t.get('write', 0):.1f}; decode {t.get('decode', 0):.1f} on worker threads)")
+                  f"{t.get('write', 0):.1f}{after}; decode {t.get('decode', 0):.1f} on worker threads)")
     console.print(table)
     for f in summary.failed:
         console.print(f"  [red]failed[/red] {escape(printable(f.path))}: {f.stage}: "
                           f"{escape(printable(f.message))}")
+    for f in thumbs.failed if thumbs is not None else ():
+        console.print(f"  [yellow]no thumbnails[/yellow] {escape(printable(f.path))}: "
+                      f"{escape(printable(f.reason))}")
     for path, twin in summary.duplicates:
         console.print(f"  duplicate {escape(printable(path))}: same bytes as {escape(printable(twin))}")
     for name in summary.random_weights:

@@ -42,12 +42,11 @@ def rerank_options(f: Any) -> Any:
 
 def build_options(diversity: float, popularity_weight: float, freshness_weight: float,
                   half_life_days: float, exclude_seen: bool, backend: str) -> tuple[Any, Any]:
-    from mmrec.recommend import RecommendOptions, RerankConfig, UserVectorConfig
+    from mmrec.recommend import options_from
 
-    rerank = RerankConfig(popularity_weight=popularity_weight, freshness_weight=freshness_weight,
-                          diversity=diversity)
-    return (RecommendOptions(exclude_seen=exclude_seen, backend=backend, rerank=rerank),
-            UserVectorConfig(half_life_days=half_life_days))
+    return options_from(diversity=diversity, popularity_weight=popularity_weight,
+                        freshness_weight=freshness_weight, half_life_days=half_life_days,
+                        exclude_seen=exclude_seen, backend=backend)
 
 
 def _positive_k(k: int) -> int:

@@ -1,4 +1,5 @@
-"""Media layer: probe files, decode sampled video frames and audio windows, read sidecar text.
+"""Media layer: probe files, decode sampled video frames and audio windows, read sidecar text,
+make JPEG posters (video frames, audio waveforms).
 
 Everything here shells out to ffmpeg/ffprobe with a time limit and raises typed
 MediaErrors (see mmrec.errors) that name the file and the reason.
@@ -15,6 +16,13 @@ from mmrec.media.audio import (
 from mmrec.media.probe import AudioStream, MediaInfo, SubtitleStream, VideoStream, probe
 from mmrec.media.samples import SAMPLES, make_sample, make_sample_library, write_sample_interactions
 from mmrec.media.sidecar import Cue, TextMeta, parse_subtitles, read_text_meta, readable_title
+from mmrec.media.thumbs import (
+    DEFAULT_THUMB_WIDTH,
+    MAX_INPUTS_PER_RUN,
+    frame_thumbnails,
+    wave_height,
+    waveform_thumbnails,
+)
 from mmrec.media.video import (
     DecodedVideo,
     FrameChunk,
@@ -31,10 +39,13 @@ MEDIA_SUFFIXES = frozenset(
 )
 
 __all__ = [
-    "DEFAULT_SAMPLE_RATE", "DEFAULT_WINDOW_S", "MEDIA_SUFFIXES", "SAMPLES",
+    "DEFAULT_SAMPLE_RATE", "DEFAULT_THUMB_WIDTH", "DEFAULT_WINDOW_S", "MAX_INPUTS_PER_RUN",
+    "MEDIA_SUFFIXES", "SAMPLES",
     "AudioStream", "AudioWindow", "Cue", "DecodedAudio", "DecodedVideo", "FrameChunk",
     "FramePolicy", "MediaInfo", "SubtitleStream", "TextMeta", "VideoStream", "Window",
-    "decode_audio", "decode_video", "group_windows", "iter_audio_windows", "iter_frames", "make_sample",
+    "decode_audio", "decode_video", "frame_thumbnails", "group_windows", "iter_audio_windows",
+    "iter_frames", "make_sample",
     "make_sample_library",
-    "parse_subtitles", "probe", "read_text_meta", "readable_title", "write_sample_interactions",
+    "parse_subtitles", "probe", "read_text_meta", "readable_title", "wave_height",
+    "waveform_thumbnails", "write_sample_interactions",
 ]

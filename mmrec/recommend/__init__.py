@@ -6,6 +6,7 @@ out); `from_catalog` moves data between it and the catalog.
 from .evaluate import EvalReport
 from .from_catalog import (
     BatchReport,
+    EventReport,
     ImportReport,
     TextEncoder,
     UserRecommendations,
@@ -13,15 +14,16 @@ from .from_catalog import (
     import_interactions,
     recommend_all_users,
     recommend_for_user,
+    record_events,
 )
 from .interactions import EVENTS, Interaction, InteractionsError, parse_interactions
-from .ranker import Recommendation, RecommendOptions
+from .ranker import Recommendation, RecommendOptions, options_from
 from .rerank import RerankConfig
 from .users import UserVectorConfig
 
 __all__ = [
-    "EVENTS", "BatchReport", "EvalReport", "ImportReport", "Interaction", "InteractionsError",
+    "EVENTS", "BatchReport", "EvalReport", "EventReport", "ImportReport", "Interaction", "InteractionsError",
     "Recommendation", "RecommendOptions", "RerankConfig", "TextEncoder", "UserRecommendations",
-    "UserVectorConfig", "evaluate_catalog", "import_interactions", "parse_interactions",
-    "recommend_all_users", "recommend_for_user",
+    "UserVectorConfig", "evaluate_catalog", "import_interactions", "options_from", "parse_interactions",
+    "recommend_all_users", "recommend_for_user", "record_events",
 ]

@@ -22,7 +22,13 @@ import pyarrow.compute as pc
 from mmrec.catalog import CatalogStore, vector_matrix
 from mmrec.errors import ConfigError
 from mmrec.recommend.evaluate import EvalReport, evaluate, parse_holdout
-from mmrec.recommend.interactions import Interaction, RejectedRow, parse_interactions, positive_rows
+from mmrec.recommend.interactions import (
+    Interaction,
+    RejectedRow,
+    parse_interactions,
+    positive_rows,
+    validate_records,
+)
 from mmrec.recommend.ranker import (
     Recommendation,
     RecommendOptions,
@@ -130,6 +136,33 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
     store.set_meta({POPULARITY_TOP: {"rows": store.interaction_rows(),
                                      "count": count_popularity_top(store)}})
     return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
+
+
+@dataclass(frozen=True)
+class EventReport:
+    """What `record_events` did: events received, new rows stored, rejections by index."""
+
+    received: int
+    stored: int
+    rejected: list[RejectedRow]
+    written: bool
+
+
+def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], partial: bool = False,
+                  source: str = "events", dry_run: bool = False) -> EventReport:
+    """Validate live events (interaction records) and store them in one commit.
+
+    All or nothing by default: with any rejected event nothing is written, unless partial
+    (then the valid ones are); dry_run only validates. The next recommendation reads them:
+    user vectors are built from the stored interactions on every request.
+    """
+    parsed = validate_records(records, item_resolver(store))
+    if dry_run or (parsed.rejected and not partial):
+        return EventReport(len(records), 0, parsed.rejected, written=False)
+    rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
+             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
+            for r in parsed.rows]
+    return EventReport(len(records), store.add_interactions(rows), parsed.rejected, written=bool(rows))
 
 
 def stored_interactions(store: CatalogStore, user: str | None = None,

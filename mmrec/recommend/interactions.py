@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,6 +274,21 @@ def parse_interactions(path: str | Path, resolve_item: Callable[[str], str | Non
     except OSError as e:
         raise InteractionsError(path, f"cannot read ({e.strerror or e})") from e
     return ParsedInteractions(rows, rejected, fmt)
+
+
+def validate_records(records: Iterable[Mapping[str, Any]],
+                     resolve_item: Callable[[str], str | None]) -> ParsedInteractions:
+    """Validate interaction records given as mappings (an HTTP batch, say) with the same
+    rules as a file's rows; a rejection's `line` is the record's 0-based index."""
+    rows: list[Interaction] = []
+    rejected: list[RejectedRow] = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            rejected.append(RejectedRow(i, f"expected an object, got {type(rec).__name__}"))
+            continue
+        out = _validate({_canonical(str(k)): v for k, v in rec.items()}, i, resolve_item)
+        (rejected if isinstance(out, RejectedRow) else rows).append(out)  # type: ignore[arg-type]
+    return ParsedInteractions(rows, rejected, "records")
 
 
 def by_user(rows: Iterable[Interaction]) -> dict[str, list[Interaction]]:

@@ -86,6 +86,16 @@ class RecommendOptions:
                               f"batch_size ({self.batch_size}) must be positive")
 
 
+def options_from(*, diversity: float = 0.2, popularity_weight: float = 0.05,
+                 freshness_weight: float = 0.05, half_life_days: float = 30.0, exclude_seen: bool = True,
+                 backend: str = "auto") -> tuple[RecommendOptions, UserVectorConfig]:
+    """The recommend knobs of the CLI and the HTTP API, as options and a user-vector config."""
+    rerank = RerankConfig(popularity_weight=popularity_weight, freshness_weight=freshness_weight,
+                          diversity=diversity)
+    return (RecommendOptions(exclude_seen=exclude_seen, backend=backend, rerank=rerank),
+            UserVectorConfig(half_life_days=half_life_days))
+
+
 @dataclass(frozen=True)
 class Recommendation:
     """One recommended item for one user.

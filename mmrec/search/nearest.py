@@ -117,9 +117,11 @@ def nearest_items(
     found = _search_rows(store, store.items, "fused", query, pred, exact, k + len(skip), HIT_COLUMNS,
                          near=bool(skip))
     rows = [r for r in found if r["id"] not in skip][:k]
+    if not rows:  # a filter that matches nothing
+        return []
     fused = np.array([r["fused"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
-    scores = fused @ query if rows else np.zeros(0)
-    parts = store.layout.modality_scores(query, fused) if rows else {}
+    scores = fused @ query
+    parts = store.layout.modality_scores(query, fused)
     order = np.argsort(-scores, kind="stable")
     best = best_segments(store, query, [rows[i]["id"] for i in order]) if with_segments else {}
     return [

@@ -1,0 +1,277 @@
+"""The FastAPI application: routes, errors as JSON, the write guard, uploads, media.
+
+Every error is `{"error": message, "fields": [...]}` with the HTTP status that says whose
+fault it is; the message names the bad field. Files are reached only through item ids.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from mmrec import __version__
+from mmrec.catalog import CatalogBusyError, ThumbnailNotFoundError
+from mmrec.errors import ConfigError, MediaError, MmrecError
+
+from .config import ServeConfig, is_loopback
+from .schemas import EventBatch, RecommendRequest, SearchOptions, SearchRequest
+from .service import NotFound, Service
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+ITEM_ID = r"^[0-9a-f]{8,64}$"
+SEG_ID = r"^[0-9a-f]{8,64}:(visual|audio|text):[0-9]{1,6}$"
+CHUNK = 1 << 20
+
+
+def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
+    """The app over one catalog; the extractors load at start-up unless config.preload is off."""
+    svc = service or Service(config)
+    if config.preload:
+        svc.preload()
+    app = FastAPI(title="mmrec", version=__version__,
+                  description="Multimodal search, moments and recommendations over one mmrec catalog.")
+    app.state.service = svc
+    if config.cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    _errors(app)
+    _upload_limit(app, config.max_upload_bytes)
+    _routes(app, svc, config)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory for worker processes (`mmrec serve --workers N`)."""
+    return create_app(ServeConfig.from_env())
+
+
+# -- errors ----------------------------------------------------------------------------
+def _json_error(status: int, message: str, fields: list[dict[str, str]] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "fields": fields or []}, status_code=status)
+
+
+def _field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+             "message": str(e.get("msg", ""))} for e in errors]
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(list(exc.errors()))
+        first = fields[0] if fields else {"field": "body", "message": "invalid request"}
+        return _json_error(422, f"{first['field']}: {first['message']}", fields)
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, exc: ValidationError) -> JSONResponse:
+        fields = _field_errors(list(exc.errors()))
+        message = f"{fields[0]['field']}: {fields[0]['message']}" if fields else str(exc)
+        return _json_error(422, message, fields)
+
+    @app.exception_handler(NotFound)
+    @app.exception_handler(ThumbnailNotFoundError)
+    async def not_found(request: Request, exc: MmrecError) -> JSONResponse:
+        return _json_error(404, str(exc))
+
+    @app.exception_handler(CatalogBusyError)
+    async def busy(request: Request, exc: CatalogBusyError) -> JSONResponse:
+        return _json_error(503, str(exc))
+
+    @app.exception_handler(MediaError)
+    async def media(request: Request, exc: MediaError) -> JSONResponse:
+        return _json_error(422, str(exc))
+
+    @app.exception_handler(_TooLarge)
+    async def too_large(request: Request, exc: _TooLarge) -> JSONResponse:
+        return _json_error(413, str(exc))
+
+    @app.exception_handler(MmrecError)
+    async def refused(request: Request, exc: MmrecError) -> JSONResponse:
+        return _json_error(400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _json_error(500, f"internal error ({type(exc).__name__}); the service log has the details")
+
+
+def _upload_limit(app: FastAPI, limit: int) -> None:
+    """Refuse an upload by its Content-Length before a byte of it is parsed."""
+
+    @app.middleware("http")
+    async def check(request: Request, call_next: Any) -> Any:
+        if request.method == "POST" and request.url.path == "/api/search/file":
+            size = request.headers.get("content-length")
+            if size is not None and size.isdigit() and int(size) > limit + 64 * 1024:
+                return _json_error(413, f"file: the upload is over the limit of {limit / 2**20:.0f} MB "
+                                        "(start the service with a larger --max-upload-mb)")
+        return await call_next(request)
+
+
+# -- the write guard -------------------------------------------------------------------
+def _writer(config: ServeConfig) -> Any:
+    """Writes need the token when one is set, else a client on this machine."""
+
+    def check(request: Request) -> None:
+        if config.token:
+            given = request.headers.get("authorization", "")
+            scheme, _, token = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), config.token.encode()):
+                raise _Unauthorized()
+        elif request.client is None or not is_loopback(request.client.host):
+            raise _Forbidden()
+
+    return check
+
+
+class _Unauthorized(MmrecError):
+    pass
+
+
+class _Forbidden(MmrecError):
+    pass
+
+
+# -- routes ----------------------------------------------------------------------------
+def _routes(app: FastAPI, svc: Service, config: ServeConfig) -> None:
+    writer = Depends(_writer(config))
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse({"error": "missing or wrong token: send 'Authorization: Bearer <token>'",
+                             "fields": []}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_Forbidden)
+    async def forbidden(request: Request, exc: _Forbidden) -> JSONResponse:
+        return _json_error(403, "writes are accepted from this machine only (start with --token to "
+                                "accept them from elsewhere)")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "items": svc.store.counts()["items"]}
+
+    @app.get("/api/stats", tags=["service"])
+    def stats() -> dict[str, Any]:
+        return svc.stats()
+
+    @app.post("/api/search", tags=["search"])
+    def search(req: SearchRequest) -> dict[str, Any]:
+        """Items (or moments) like a text or a catalogued item."""
+        return svc.search(req)
+
+    @app.post("/api/search/file", tags=["search"])
+    def search_file(file: Annotated[UploadFile, File()],
+                    options: Annotated[str, Form(description="SearchOptions as JSON")] = "{}",
+                    ) -> dict[str, Any]:
+        """Items (or moments) like an uploaded file, decoded and embedded in a worker thread."""
+        try:
+            opts = SearchOptions.model_validate(json.loads(options))
+        except (ValueError, ValidationError) as e:
+            fields = _field_errors(e.errors()) if isinstance(e, ValidationError) else []
+            msg = f"options: {fields[0]['field']}: {fields[0]['message']}" if fields else f"options: {e}"
+            raise ConfigError(msg) from None
+        with tempfile.TemporaryDirectory(prefix="mmrec-upload-") as tmp:
+            path = Path(tmp) / ("upload" + _suffix(file.filename))
+            _save(file, path, config.max_upload_bytes)
+            return svc.search_file(path, opts)
+
+    @app.get("/api/items/{item_id}", tags=["items"])
+    def item(item_id: Annotated[str, PathParam(pattern=ITEM_ID)]) -> dict[str, Any]:
+        return svc.item(item_id)
+
+    @app.get("/api/items/{item_id}/similar", tags=["items"])
+    def similar(item_id: Annotated[str, PathParam(pattern=ITEM_ID)],
+                k: Annotated[int, Query(ge=1)] = 10) -> dict[str, Any]:
+        return svc.search(SearchRequest(item=item_id, k=k))
+
+    @app.get("/api/users", tags=["recommend"])
+    def users() -> list[dict[str, Any]]:
+        return svc.users()
+
+    @app.post("/api/recommend", tags=["recommend"])
+    def recommend(req: RecommendRequest) -> dict[str, Any]:
+        """For a known user (their history), for interests text (cold start), or both."""
+        return svc.recommend(req)
+
+    @app.get("/api/users/{user_id}/recommendations", tags=["recommend"])
+    def user_recommendations(user_id: Annotated[str, PathParam(min_length=1, max_length=200)],
+                             k: Annotated[int, Query(ge=1)] = 10, explain: bool = True) -> dict[str, Any]:
+        return svc.recommend(RecommendRequest(user=user_id, k=k, explain=explain))
+
+    @app.post("/api/events", tags=["events"], dependencies=[writer])
+    def events(body: dict[str, Any] | list[Any]) -> JSONResponse:
+        """One event, a list of events, or {"events": [...], "partial": bool}: validated one
+        by one; all or nothing unless partial. The next recommendation reflects them."""
+        if isinstance(body, list):
+            batch = EventBatch(events=body)
+        elif "events" in body:
+            batch = EventBatch.model_validate(body)
+        else:
+            batch = EventBatch(events=[body])
+        status, out = svc.record_events(batch.events, batch.partial)
+        return JSONResponse(out, status_code=status)
+
+    @app.get("/media/{item_id}", tags=["media"])
+    def media(item_id: Annotated[str, PathParam(pattern=ITEM_ID)]) -> FileResponse:
+        """The catalogued file, with HTTP Range support (a player can seek to a moment)."""
+        return FileResponse(svc.media_path(item_id), headers={"Cache-Control": "private, max-age=60"})
+
+    @app.get("/thumbs/{item_id}", tags=["media"])
+    def poster(item_id: Annotated[str, PathParam(pattern=ITEM_ID)]) -> FileResponse:
+        """The item's poster (a frame, or a waveform for audio), made on first request."""
+        return FileResponse(svc.thumbnail(item_id), media_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/thumbs/{item_id}/{seg_id}", tags=["media"])
+    def segment_thumb(item_id: Annotated[str, PathParam(pattern=ITEM_ID)],
+                      seg_id: Annotated[str, PathParam(pattern=SEG_ID)]) -> FileResponse:
+        """One segment's thumbnail (its middle frame, or its waveform)."""
+        return FileResponse(svc.thumbnail(item_id, seg_id), media_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _suffix(filename: str | None) -> str:
+    """The upload's extension when it is a plain one (ffprobe reads the content anyway)."""
+    suffix = Path(filename or "").suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+
+
+def _save(upload: UploadFile, dest: Path, limit: int) -> None:
+    """Copy an upload to dest, refusing it past `limit` bytes."""
+    written = 0
+    with dest.open("wb") as out:
+        while chunk := upload.file.read(CHUNK):
+            written += len(chunk)
+            if written > limit:
+                raise _TooLarge(f"file: the upload is over the limit of {limit / 2**20:.0f} MB "
+                                "(start the service with a larger --max-upload-mb)")
+            out.write(chunk)
+    if written == 0:
+        raise ConfigError("file: the upload is empty")
+
+
+class _TooLarge(ConfigError):
+    pass
+
+
+__all__ = ["app_from_env", "create_app"]

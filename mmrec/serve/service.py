@@ -1,0 +1,200 @@
+"""The service's long-lived state: one `Catalog` handle (its tables see other processes'
+commits on every read), the extractors loaded once, and the JSON views the API returns.
+
+Routes call these methods from worker threads (FastAPI runs plain `def` endpoints in a
+thread pool), so a slow upload or text embedding never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrec.catalog import Catalog, fs_path, vector_column
+from mmrec.errors import ConfigError
+from mmrec.recommend import options_from
+
+from .config import ServeConfig
+from .filters import where_clause
+from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(ConfigError):
+    """A request named an item or user the catalog does not have (HTTP 404)."""
+
+
+class Service:
+    """What the routes serve, over one catalog."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.catalog = Catalog(config.db)
+        self.store = self.catalog.store()  # raises CatalogNotFoundError: nothing to serve
+        self._writes = threading.Lock()  # one event batch at a time (the file lock is per call)
+        self.started = time.time()
+
+    def preload(self) -> None:
+        """Load every extractor of the catalog's set now, not at the first query."""
+        t = time.perf_counter()
+        self.catalog.extractors(self.config.preset, self.store)
+        log.info("extractors loaded in %.1f s", time.perf_counter() - t)
+
+    # -- search -------------------------------------------------------------------
+    def _k(self, k: int) -> int:
+        if k > self.config.max_k:
+            raise ConfigError(f"k: {k} is more than this service allows (max_k {self.config.max_k})")
+        return k
+
+    def _search(self, opts: SearchOptions, **query: Any) -> dict[str, Any]:
+        result = self.catalog.search(
+            **query, k=self._k(opts.k), modality=opts.modality, weights=opts.weights,
+            where=where_clause(opts.filters), moments=opts.moments, preset=self.config.preset)
+        return {"hits": [self._hit(h.to_json()) for h in result.hits], "notes": result.notes,
+                "moments": opts.moments}
+
+    def search(self, req: SearchRequest) -> dict[str, Any]:
+        if (req.text is None) == (req.item is None):
+            raise ConfigError("give exactly one of text or item")
+        if req.item is not None:
+            self.item_row(req.item)  # 404 before any work
+            return self._search(req, item=req.item)
+        return self._search(req, text=req.text)
+
+    def search_file(self, path: Path, opts: SearchOptions) -> dict[str, Any]:
+        return self._search(opts, file=path)
+
+    @staticmethod
+    def _hit(hit: dict[str, Any]) -> dict[str, Any]:
+        """A hit as the API shows it: links instead of the file system path."""
+        hit.pop("path", None)
+        iid = hit["item_id"]
+        hit["media_url"] = f"/media/{iid}"
+        hit["thumb_url"] = f"/thumbs/{iid}"
+        return hit
+
+    # -- items --------------------------------------------------------------------
+    def item_row(self, item_id: str) -> dict[str, Any]:
+        rows = self.store.get_items([item_id])
+        if not rows:
+            raise NotFound(f"no item {item_id!r} in this catalog")
+        return rows[0]
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        row = self.item_row(item_id)
+        random = self.random_modalities()
+        presence = {m: row.get(vector_column(m)) is not None and bool(np.any(row[vector_column(m)]))
+                    for m in self.store.layout.modalities}
+        return {
+            "item_id": row["id"], "title": row["title"], "kind": row["kind"],
+            "duration": row["duration"], "tags": row["tags"] or [], "text": row["text"],
+            "ingested_at": row["ingested_at"].isoformat() if row["ingested_at"] else None,
+            "modalities": {m: {"present": p, "random_weights": m in random} for m, p in presence.items()},
+            "segments": self.segments(item_id), "media_url": f"/media/{item_id}",
+            "thumb_url": f"/thumbs/{item_id}",
+        }
+
+    def segments(self, item_id: str) -> list[dict[str, Any]]:
+        return [{**s, "thumb_url": f"/thumbs/{item_id}/{s['seg_id']}"}
+                for s in self.store.segments_of(item_id)]
+
+    def media_path(self, item_id: str) -> Path:
+        """The catalogued file of an item: the only way a request reaches the file system."""
+        path = Path(fs_path(self.item_row(item_id)["path"]))
+        if not path.is_file():
+            raise NotFound(f"item {item_id}: its file is no longer at its catalogued path")
+        return path
+
+    def thumbnail(self, item_id: str, seg_id: str | None = None) -> Path:
+        """A poster or segment thumbnail, made on first request (catalogs from before
+        thumbnails, or files ingested with --no-thumbnails)."""
+        return self.catalog.thumbnail(self.item_row(item_id)["id"], seg_id)
+
+    # -- users and recommendations -------------------------------------------------
+    def users(self) -> list[dict[str, Any]]:
+        return [{"user_id": u, "interactions": n} for u, n in self.store.user_counts().items()]
+
+    def recommend(self, req: RecommendRequest) -> dict[str, Any]:
+        if req.user is None and req.interests is None:
+            raise ConfigError("give a user, interests, or both")
+        if req.user is not None and req.interests is None and req.user not in self.store.user_counts():
+            raise NotFound(f"no interactions for user {req.user!r}: post events first, or send interests")
+        options, user_config = options_from(
+            diversity=req.diversity, popularity_weight=req.popularity_weight,
+            freshness_weight=req.freshness_weight, half_life_days=req.half_life_days,
+            exclude_seen=req.exclude_seen)
+        recs = self.catalog.recommend(user=req.user, interests=req.interests, k=self._k(req.k),
+                                      explain=req.explain, options=options, user_config=user_config,
+                                      preset=self.config.preset)
+        out = []
+        for r in recs.to_json():
+            because = r.pop("because", None)
+            r["because"] = None if because is None else {"item_id": because["item_id"]}
+            out.append(self._hit(r))
+        return {"user": recs.user, "history": recs.history, "recommendations": out, "notes": recs.notes}
+
+    # -- events -------------------------------------------------------------------
+    def record_events(self, raw: list[Any], partial: bool) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body): each event checked on its own, then against the catalog."""
+        rejected: list[dict[str, Any]] = []
+        good: list[tuple[int, dict[str, Any]]] = []
+        now = time.time()
+        for i, obj in enumerate(raw):
+            if not isinstance(obj, dict):
+                rejected.append({"index": i, "reason": f"expected an event object, got {type(obj).__name__}"})
+                continue
+            try:
+                ev = Event.model_validate(obj)
+            except ValueError as e:
+                rejected.append({"index": i, "reason": _pydantic_reason(e)})
+                continue
+            rec = ev.model_dump()
+            rec["timestamp"] = now if rec["timestamp"] is None else rec["timestamp"]
+            good.append((i, rec))
+        records = [r for _, r in good]
+        if rejected and not partial:  # nothing is written: say what else is wrong, too
+            report = self.catalog.record_events(records, dry_run=True)
+        else:
+            with self._writes:
+                report = self.catalog.record_events(records, partial=partial, source="api")
+        rejected += [{"index": good[r.line][0], "reason": r.reason} for r in report.rejected]
+        rejected.sort(key=lambda r: r["index"])
+        ok = report.written or not rejected
+        return (200 if ok else 422), self._event_body(len(raw), report.stored, rejected, report.written)
+
+    @staticmethod
+    def _event_body(received: int, stored: int, rejected: list[dict[str, Any]], written: bool) -> dict:
+        return {"received": received, "stored": stored, "written": written, "rejected": rejected}
+
+    # -- stats --------------------------------------------------------------------
+    def random_modalities(self) -> set[str]:
+        return {e["modality"] for e in self.store.meta().get("extractors", []) if e.get("random_weights")}
+
+    def stats(self) -> dict[str, Any]:
+        s = self.catalog.stats()
+        s.pop("path", None)
+        s["random_modalities"] = sorted(self.random_modalities())
+        s["table_versions"] = self.versions()
+        s["users"] = len(self.store.user_counts())
+        return s
+
+    def versions(self) -> dict[str, int]:
+        """Each table's current version: a request sees one consistent version per table."""
+        out = {"items": self.store.items.version, "segments": self.store.segments.version}
+        table = self.store.interactions_table()
+        if table is not None:
+            out["interactions"] = table.version
+        return out
+
+
+def _pydantic_reason(e: ValueError) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'event'}: {err['msg']}" for err in errors())
+    return str(e)
