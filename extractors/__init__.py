@@ -9,8 +9,9 @@ extractor is built. Typical use:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mmrec.lazy import lazy_attributes
 
 from .base import (
     MODALITIES,
@@ -39,13 +40,7 @@ from .weights import ResolvedWeights, parse_model_paths, resolve_weights
 if TYPE_CHECKING:
     from .pipeline import ItemResult, embed_files
 
-_LAZY = {"ItemResult": "pipeline", "embed_files": "pipeline"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"ItemResult": ".pipeline", "embed_files": ".pipeline"})
 
 
 __all__ = [

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import import_module
-from typing import Any
+
+from mmrec.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -31,12 +31,7 @@ _LAZY = {
     "read_text_meta": "mmrec.media",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmrec' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

@@ -7,8 +7,9 @@ Vectors cross into this stage as NumPy/Arrow: nothing here imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mmrec.lazy import lazy_attributes
 
 from .ingest import IngestOptions, IngestSummary, content_hash, ingest_directory
 from .lock import CatalogBusyError, write_lock
@@ -45,13 +46,7 @@ if TYPE_CHECKING:
 
 # `Catalog` joins every stage (search, recommend), which in turn read through the store:
 # it loads on first use so that importing the store never imports them.
-_LAZY = {"Catalog": "handle", "default_db_path": "handle"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"Catalog": ".handle", "default_db_path": ".handle"})
 
 
 __all__ = [

@@ -71,39 +71,46 @@ def _field_errors(errors: list[Any]) -> list[dict[str, str]]:
              "message": str(e.get("msg", ""))} for e in errors]
 
 
+class _Unauthorized(MmrecError):
+    pass
+
+
+class _Forbidden(MmrecError):
+    pass
+
+
+class _TooLarge(ConfigError):
+    pass
+
+
+# The HTTP status of each refusal; the most specific class wins (Starlette walks the MRO).
+STATUS: dict[type[Exception], int] = {
+    NotFound: 404, ThumbnailNotFoundError: 404, CatalogBusyError: 503, MediaError: 422,
+    _TooLarge: 413, _Unauthorized: 401, _Forbidden: 403, MmrecError: 400,
+}
+HEADERS = {401: {"WWW-Authenticate": "Bearer"}}
+
+
+def _refusal(status: int) -> Any:
+    """An exception handler answering `status` with the exception's message."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "fields": []}, status_code=status,
+                            headers=HEADERS.get(status))
+
+    return handler
+
+
 def _errors(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    @app.exception_handler(RequestValidationError)  # a request body or parameter
+    @app.exception_handler(ValidationError)  # a model built inside an endpoint
+    async def invalid(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         fields = _field_errors(list(exc.errors()))
         first = fields[0] if fields else {"field": "body", "message": "invalid request"}
         return _json_error(422, f"{first['field']}: {first['message']}", fields)
 
-    @app.exception_handler(ValidationError)
-    async def invalid_model(request: Request, exc: ValidationError) -> JSONResponse:
-        fields = _field_errors(list(exc.errors()))
-        message = f"{fields[0]['field']}: {fields[0]['message']}" if fields else str(exc)
-        return _json_error(422, message, fields)
-
-    @app.exception_handler(NotFound)
-    @app.exception_handler(ThumbnailNotFoundError)
-    async def not_found(request: Request, exc: MmrecError) -> JSONResponse:
-        return _json_error(404, str(exc))
-
-    @app.exception_handler(CatalogBusyError)
-    async def busy(request: Request, exc: CatalogBusyError) -> JSONResponse:
-        return _json_error(503, str(exc))
-
-    @app.exception_handler(MediaError)
-    async def media(request: Request, exc: MediaError) -> JSONResponse:
-        return _json_error(422, str(exc))
-
-    @app.exception_handler(_TooLarge)
-    async def too_large(request: Request, exc: _TooLarge) -> JSONResponse:
-        return _json_error(413, str(exc))
-
-    @app.exception_handler(MmrecError)
-    async def refused(request: Request, exc: MmrecError) -> JSONResponse:
-        return _json_error(400, str(exc))
+    for cls, status in STATUS.items():
+        app.add_exception_handler(cls, _refusal(status))
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
@@ -119,8 +126,7 @@ def _upload_limit(app: FastAPI, limit: int) -> None:
         if request.method == "POST" and request.url.path == "/api/search/file":
             size = request.headers.get("content-length")
             if size is not None and size.isdigit() and int(size) > limit + 64 * 1024:
-                return _json_error(413, f"file: the upload is over the limit of {limit / 2**20:.0f} MB "
-                                        "(start the service with a larger --max-upload-mb)")
+                return _json_error(413, _too_large(limit))
         return await call_next(request)
 
 
@@ -133,34 +139,17 @@ def _writer(config: ServeConfig) -> Any:
             given = request.headers.get("authorization", "")
             scheme, _, token = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), config.token.encode()):
-                raise _Unauthorized()
+                raise _Unauthorized("missing or wrong token: send 'Authorization: Bearer <token>'")
         elif request.client is None or not is_loopback(request.client.host):
-            raise _Forbidden()
+            raise _Forbidden("writes are accepted from this machine only (start with --token to "
+                             "accept them from elsewhere)")
 
     return check
-
-
-class _Unauthorized(MmrecError):
-    pass
-
-
-class _Forbidden(MmrecError):
-    pass
 
 
 # -- routes ----------------------------------------------------------------------------
 def _routes(app: FastAPI, svc: Service, config: ServeConfig) -> None:
     writer = Depends(_writer(config))
-
-    @app.exception_handler(_Unauthorized)
-    async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "missing or wrong token: send 'Authorization: Bearer <token>'",
-                             "fields": []}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(_Forbidden)
-    async def forbidden(request: Request, exc: _Forbidden) -> JSONResponse:
-        return _json_error(403, "writes are accepted from this machine only (start with --token to "
-                                "accept them from elsewhere)")
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -256,6 +245,11 @@ def _suffix(filename: str | None) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
+def _too_large(limit: int) -> str:
+    return (f"file: the upload is over the limit of {limit / 2**20:.0f} MB (start the service "
+            "with a larger --max-upload-mb)")
+
+
 def _save(upload: UploadFile, dest: Path, limit: int) -> None:
     """Copy an upload to dest, refusing it past `limit` bytes."""
     written = 0
@@ -263,15 +257,11 @@ def _save(upload: UploadFile, dest: Path, limit: int) -> None:
         while chunk := upload.file.read(CHUNK):
             written += len(chunk)
             if written > limit:
-                raise _TooLarge(f"file: the upload is over the limit of {limit / 2**20:.0f} MB "
-                                "(start the service with a larger --max-upload-mb)")
+                raise _TooLarge(_too_large(limit))
             out.write(chunk)
     if written == 0:
         raise ConfigError("file: the upload is empty")
 
-
-class _TooLarge(ConfigError):
-    pass
 
 
 __all__ = ["app_from_env", "create_app"]
