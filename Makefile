@@ -1,5 +1,6 @@
 # mmrec: `make demo` runs the main job, `make test` the test suite. Both install what
-# they need first: ffmpeg (apt-get, when missing) and the Python stack into .venv.
+# they need first: ffmpeg (apt-get, when missing; `make test` also headless Chromium and
+# its driver, for the page's browser tests) and the Python stack into .venv.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,7 +13,7 @@ DEMO_DB  ?= demo.lance
 DEMO_PRESET ?= offline-tiny
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install ffmpeg lint lock clean
+.PHONY: demo test install tools ffmpeg lint lock clean
 
 demo: install
 	$(BIN)/mmrec samples $(DEMO_LIB)
@@ -29,7 +30,25 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-install: $(STAMP)
+install: tools $(STAMP)
+
+# Debian packages, checked on every run and installed by one apt-get call when missing:
+# ffmpeg always; chromium and chromium-driver only when the goals include `test` (the
+# page's browser tests drive /usr/bin/chromium through /usr/bin/chromedriver).
+APT_TOOLS ?= ffmpeg $(if $(filter test,$(MAKECMDGOALS)),chromium chromium-driver)
+
+tools:
+	@missing=$$(for t in $(APT_TOOLS); do case $$t in \
+		ffmpeg) command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || echo ffmpeg;; \
+		chromium) test -x /usr/bin/chromium || echo chromium;; \
+		chromium-driver) test -x /usr/bin/chromedriver || echo chromium-driver;; \
+		*) echo $$t;; \
+		esac; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 # The lock file (pip freeze on Python 3.11) is applied as a constraint; uv is used when
 # it installs, plain pip otherwise. --no-cache keeps small disks from filling up.
@@ -37,7 +56,6 @@ install: $(STAMP)
 # machines and images) every process would otherwise compile torch & co. again (~20 s).
 # compileall also covers mmrec's own sources (an editable install) and older venvs.
 $(STAMP): pyproject.toml requirements.lock
-	@command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || $(MAKE) ffmpeg
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --no-cache-dir --disable-pip-version-check uv \
 		|| echo "uv unavailable: installing with pip"
@@ -51,8 +69,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 ffmpeg:
-	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ffmpeg
+	@$(MAKE) --no-print-directory tools APT_TOOLS=ffmpeg
 
 lint: install
 	$(BIN)/ruff check mmrec extractors kernels benchmarks tests

@@ -113,6 +113,9 @@ def test_weights_modality_filters_and_moments(env):
     moments = search(env, text="rain on the window", k=4, moments=True).json()
     assert moments["moments"]
     assert all(0 <= h["segment"]["start"] < h["segment"]["end"] for h in moments["hits"])
+    seg = moments["hits"][0]["segment"]
+    assert seg["seg_id"].startswith(moments["hits"][0]["item_id"] + ":")
+    assert seg["thumb_url"] == f"/thumbs/{moments['hits'][0]['item_id']}/{seg['seg_id']}"
 
 
 def test_search_by_item_excludes_it_and_similar_items(env):
@@ -228,6 +231,7 @@ def test_recommend_for_a_user_and_for_interests(env):
     assert body["user"] == "ana" and body["history"] > 0 and len(body["recommendations"]) == 3
     first = body["recommendations"][0]
     assert first["explanation"] and first["because"]["item_id"] in env.ids.values()
+    assert first["kind"] in ("video", "audio") and first["because"]["title"]
     same = env.client.get("/api/users/ana/recommendations", params={"k": 3}).json()
     assert [x["item_id"] for x in same["recommendations"]] == [x["item_id"] for x in body["recommendations"]]
     cold = env.client.post("/api/recommend", json={"interests": "jazz, relaxing rain", "k": 2}).json()
@@ -266,6 +270,7 @@ def test_event_batches_are_all_or_nothing_with_reasons_by_index(env):
     assert r.status_code == 422
     body = r.json()
     assert body["written"] is False and body["stored"] == 0 and body["received"] == len(batch)
+    assert body["error"].startswith("6 of 7 events rejected, nothing stored; event 1: unknown item")
     reasons = {x["index"]: x["reason"] for x in body["rejected"]}
     assert sorted(reasons) == [1, 2, 3, 4, 5, 6]
     assert "unknown item" in reasons[1] and "event" in reasons[2] and "value" in reasons[3]

@@ -209,6 +209,9 @@ class UserRecommendations:
         for r in self.recommendations:
             rec = r.to_json(self.items.ids, self.items.paths)
             rec["title"] = self.items.titles[r.item_index]
+            rec["kind"] = self.items.kinds[r.item_index]
+            if rec.get("because"):
+                rec["because"]["title"] = self.items.titles[r.because_index]
             out.append(rec)
         return out
 

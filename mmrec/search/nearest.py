@@ -18,6 +18,11 @@ class Segment:
     end: float
     modality: str
     label: str = ""
+    seg_id: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Segment:
+        return cls(row["start"], row["end"], row["modality"], row["label"] or "", row["seg_id"])
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class Hit:
 
     def to_json(self) -> dict[str, Any]:
         seg = None if self.segment is None else {
-            "start": self.segment.start, "end": self.segment.end, "modality": self.segment.modality}
+            "start": self.segment.start, "end": self.segment.end, "modality": self.segment.modality,
+            "label": self.segment.label, "seg_id": self.segment.seg_id}
         return {"rank": self.rank, "item_id": self.item_id, "path": self.path, "title": self.title,
                 "kind": self.kind, "score": self.score, "scores": self.scores, "segment": seg}
 
@@ -173,7 +179,7 @@ def nearest_segments(
         Hit(rank=n + 1, item_id=rows[i]["item_id"], path=items[rows[i]["item_id"]]["path"],
             title=items[rows[i]["item_id"]]["title"], kind=items[rows[i]["item_id"]]["kind"],
             score=float(scores[i]), scores={m: round(float(v[i]), 6) for m, v in parts.items()},
-            segment=Segment(rows[i]["start"], rows[i]["end"], rows[i]["modality"], rows[i]["label"] or ""))
+            segment=Segment.from_row(rows[i]))
         for n, i in enumerate(order) if rows[i]["item_id"] in items
     ]
 
@@ -188,5 +194,5 @@ def best_segments(store: CatalogStore, query: np.ndarray, item_ids: list[str]) -
     for r in rows:
         s = float(np.dot(np.asarray(r["vector"], np.float32), query))
         if r["item_id"] not in best or s > best[r["item_id"]][0]:
-            best[r["item_id"]] = (s, Segment(r["start"], r["end"], r["modality"], r["label"] or ""))
+            best[r["item_id"]] = (s, Segment.from_row(r))
     return {k: v[1] for k, v in best.items()}

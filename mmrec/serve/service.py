@@ -77,6 +77,8 @@ class Service:
         iid = hit["item_id"]
         hit["media_url"] = f"/media/{iid}"
         hit["thumb_url"] = f"/thumbs/{iid}"
+        if hit.get("segment") and hit["segment"].get("seg_id"):
+            hit["segment"]["thumb_url"] = f"/thumbs/{iid}/{hit['segment']['seg_id']}"
         return hit
 
     # -- items --------------------------------------------------------------------
@@ -135,7 +137,8 @@ class Service:
         out = []
         for r in recs.to_json():
             because = r.pop("because", None)
-            r["because"] = None if because is None else {"item_id": because["item_id"]}
+            r["because"] = None if because is None else {"item_id": because["item_id"],
+                                                         "title": because["title"]}
             out.append(self._hit(r))
         return {"user": recs.user, "history": recs.history, "recommendations": out, "notes": recs.notes}
 
@@ -170,7 +173,12 @@ class Service:
 
     @staticmethod
     def _event_body(received: int, stored: int, rejected: list[dict[str, Any]], written: bool) -> dict:
-        return {"received": received, "stored": stored, "written": written, "rejected": rejected}
+        body = {"received": received, "stored": stored, "written": written, "rejected": rejected}
+        if rejected and not written:
+            first = rejected[0]
+            body["error"] = (f"{len(rejected)} of {received} events rejected, nothing stored; event "
+                             f"{first['index']}: {first['reason']}")
+        return body
 
     # -- stats --------------------------------------------------------------------
     def random_modalities(self) -> set[str]:

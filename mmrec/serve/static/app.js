@@ -2,9 +2,11 @@
 // (player, segment timeline, similar items) and recommendations with like / skip /
 // dislike, all over the service's JSON API. Plain ES module, no build step, no CDN.
 //
-// Stable hooks for tests and scripts: #q, #file, #results[data-state], .hit[data-item-id],
-// .bar[data-modality], .play-moment, .moment-player[data-seeked-to], #player, .seg[data-start],
-// #similar .hit, #user-select, .rec[data-item-id], button[data-event], #message, #random-note.
+// Stable hooks for tests and scripts: #q, #file, #results[data-state][data-seq] (seq
+// counts answered searches), .hit[data-item-id], .bar[data-modality], .play-moment,
+// .moment-player[data-seeked-to], #item[data-state][data-seq], #player, .seg[data-start],
+// #similar .hit, #user-select, #recs[data-state][data-seq], .rec[data-item-id],
+// button[data-event], #message, #random-note.
 
 const MODALITIES = ["visual", "audio", "text"];
 const REC_K = 6;
@@ -15,7 +17,8 @@ const state = {
   randomNames: {},        // modality -> extractor preset name
   kind: "",               // kind filter chip
   tags: [],               // tag filter chips
-  last: null,             // the last search: {type: "text", text} or {type: "file", file}
+  last: null,             // the last search: {type: "text"} or {type: "file", file}
+  lastKey: null,          // what the last search asked, to skip re-running the same one
   titles: new Map(),      // item id -> title (Promise while being fetched)
   seq: { search: 0, item: 0, recs: 0 },
 };
@@ -46,6 +49,7 @@ const ICONS = {
   play: "M8 5.5v13l11-6.5z",
   video: "M4 6h11a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1zm12 4 5-3v10l-5-3z",
   audio: "M9 18V6l11-2v12M9 18a3 3 0 1 1-3-3 3 3 0 0 1 3 3zm11-2a3 3 0 1 1-3-3 3 3 0 0 1 3 3z",
+  media: "M5 4h14a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm5 4.5v7l6-3.5z",
 };
 
 function icon(name, cls = "icon") {
@@ -54,7 +58,8 @@ function icon(name, cls = "icon") {
   svg.setAttribute("class", `${cls} icon-${name}`);
   svg.setAttribute("aria-hidden", "true");
   const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", ICONS[name] || ICONS.video);
+  path.setAttribute("d", ICONS[name] || ICONS.media);
+  path.setAttribute("fill-rule", "evenodd");
   svg.append(path);
   return svg;
 }
@@ -146,7 +151,7 @@ function thumb(url, kind, cls = "thumb") {
 
 function placeholder(kind, cls = "thumb") {
   return h("div", { class: `${cls} placeholder`, dataset: { kind: kind || "" }, "aria-hidden": "true" },
-    icon(kind === "audio" ? "audio" : "video", "placeholder-icon"));
+    icon(kind === "audio" ? "audio" : kind === "video" ? "video" : "media", "placeholder-icon"));
 }
 
 /** Seek a media element to t once its metadata is there, then (optionally) play. */
@@ -265,43 +270,57 @@ function searchOptions() {
   return { k: Number($("#k").value) || 12, weights: weights(), filters, moments: $("#moments").checked };
 }
 
-function searchText() {
+/** Search by the text in the box; `force` false skips a search identical to the last one. */
+function searchText(force = true) {
   const text = $("#q").value.trim();
   if (!text) {
     $("#q").focus();
     return;
   }
-  state.last = { type: "text", text };
+  const options = searchOptions();
+  const key = JSON.stringify(["text", text, options]);
+  if (!force && key === state.lastKey) return;
+  state.last = { type: "text" };
+  state.lastKey = key;
+  $("#drop-file").hidden = true;
   return runSearch(`“${text}”`, "text",
-    () => api("/api/search", { method: "POST", json: { text, ...searchOptions() } }));
+    () => api("/api/search", { method: "POST", json: { text, ...options } }));
 }
 
-function searchFile(file) {
+function searchFile(file, force = true) {
+  const options = searchOptions();
+  const key = JSON.stringify(["file", file.name, file.size, file.lastModified, options]);
+  if (!force && key === state.lastKey) return;
   state.last = { type: "file", file };
+  state.lastKey = key;
   const chip = $("#drop-file");
   chip.textContent = file.name;
   chip.hidden = false;
   return runSearch(`the file ${file.name}`, "file", () => {
     const form = new FormData();
     form.append("file", file, file.name);
-    form.append("options", JSON.stringify(searchOptions()));
+    form.append("options", JSON.stringify(options));
     return api("/api/search/file", { method: "POST", form });
   });
 }
 
+let rerunTimer = null;
+
+/** The last search again with the options now set (nothing when they did not change). */
 function rerun() {
+  clearTimeout(rerunTimer);
   if (!state.last) return;
-  if (state.last.type === "file") searchFile(state.last.file);
-  else searchText();
+  if (state.last.type === "file") searchFile(state.last.file, false);
+  else searchText(false);
 }
 
-let rerunTimer = null;
 function rerunSoon() {
   clearTimeout(rerunTimer);
   rerunTimer = setTimeout(rerun, 250);
 }
 
 async function runSearch(label, source, request) {
+  clearTimeout(rerunTimer);
   const seq = ++state.seq.search;
   const results = $("#results");
   const status = $("#results-status");
@@ -330,7 +349,10 @@ async function runSearch(label, source, request) {
     status.textContent = `The search for ${label} failed (see the message above).`;
     showError(err, "Search");
   } finally {
-    if (seq === state.seq.search) results.removeAttribute("aria-busy");
+    if (seq === state.seq.search) {
+      results.removeAttribute("aria-busy");
+      results.dataset.seq = String(seq); // answered searches, for scripts that wait on one
+    }
   }
 }
 
@@ -405,6 +427,7 @@ async function openItem(id, t) {
   } catch (err) {
     if (seq !== state.seq.item) return;
     box.dataset.state = "error";
+    box.dataset.seq = String(seq);
     box.replaceChildren(h("p", { class: "muted" }, "This item could not be loaded."));
     showError(err, "Opening the item");
     return;
@@ -413,6 +436,7 @@ async function openItem(id, t) {
   state.titles.set(id, item.title);
   renderItem(box, item, t);
   box.dataset.state = "done";
+  box.dataset.seq = String(seq); // answered item loads, for scripts that wait on one
   document.title = `${item.title} · mmrec`;
   loadSimilar(item, seq);
 }
@@ -593,6 +617,7 @@ async function recommend() {
     list.dataset.state = "idle";
     $("#recs-notes").replaceChildren();
     status.textContent = "Pick a user or type interests.";
+    list.dataset.seq = String(seq);
     return;
   }
   list.dataset.state = "loading";
@@ -618,7 +643,10 @@ async function recommend() {
     status.textContent = "No recommendations (see the message above).";
     showError(err, "Recommendations");
   } finally {
-    if (seq === state.seq.recs) list.removeAttribute("aria-busy");
+    if (seq === state.seq.recs) {
+      list.removeAttribute("aria-busy");
+      list.dataset.seq = String(seq);
+    }
   }
 }
 
