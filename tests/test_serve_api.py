@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,52 +15,29 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
+from served import running, sample_catalog
 
 import mmrec
 from mmrec.cli import main
-from mmrec.media.samples import make_sample_library, write_sample_interactions
 from mmrec.serve import ServeConfig, create_app
 from mmrec.serve.service import Service
 
 TOKEN = "s3cret-token"
 
 
-def _start(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    lib = make_sample_library(tmp_path_factory.mktemp("lib"), include_broken=True)[0].parent
-    db = tmp_path_factory.mktemp("db") / "cat.lance"
-    catalog = mmrec.Catalog(db)
-    catalog.ingest(lib, preset="offline-tiny")
-    catalog.import_interactions(write_sample_interactions(lib))
+    lib, db = sample_catalog(tmp_path_factory, include_broken=True)
     config = ServeConfig(db=db, max_upload_mb=1, max_k=50)
     service = Service(config)
-    servers = []
-    open_server = _start(create_app(config, service))
-    locked = _start(create_app(ServeConfig(db=db, token=TOKEN, cors=("http://app.example",), preload=False),
-                               service))
-    servers += [open_server, locked]
-    with httpx.Client(base_url=open_server[2], timeout=120) as client, \
-            httpx.Client(base_url=locked[2], timeout=120) as locked_client:
+    locked = ServeConfig(db=db, token=TOKEN, cors=("http://app.example",), preload=False)
+    with running(create_app(config, service)) as url, running(create_app(locked, service)) as locked_url, \
+            httpx.Client(base_url=url, timeout=120) as client, \
+            httpx.Client(base_url=locked_url, timeout=120) as locked_client:
         ids = {Path(r["path"]).stem: r["id"] for r in service.store.items.to_arrow().to_pylist()}
         yield SimpleNamespace(lib=lib, db=db, client=client, locked=locked_client, ids=ids,
                               service=service, config=config)
-    for server, thread, _ in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def versions(env) -> dict[str, int]:

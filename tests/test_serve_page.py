@@ -8,22 +8,19 @@ person to look at), and every wait is an explicit WebDriverWait on a data-* attr
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from served import running, sample_catalog
 
-import mmrec
-from mmrec.media.samples import make_sample_library, write_sample_interactions
 from mmrec.serve import ServeConfig, create_app
 from mmrec.serve.service import Service
 
@@ -37,31 +34,13 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-u
 WAIT = 30.0  # seconds: a text query embeds on 2 cores in well under that
 
 
-def _start(app) -> tuple[uvicorn.Server, threading.Thread, str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[SimpleNamespace]:
-    lib = make_sample_library(tmp_path_factory.mktemp("lib"))[0].parent
-    db = tmp_path_factory.mktemp("db") / "cat.lance"
-    catalog = mmrec.Catalog(db)
-    catalog.ingest(lib, preset="offline-tiny")
-    catalog.import_interactions(write_sample_interactions(lib))
+    lib, db = sample_catalog(tmp_path_factory)
     service = Service(ServeConfig(db=db))
-    srv, thread, url = _start(create_app(ServeConfig(db=db), service))
-    ids = {Path(r["path"]).stem: r["id"] for r in service.store.items.to_arrow().to_pylist()}
-    yield SimpleNamespace(url=url, lib=lib, ids=ids)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with running(create_app(ServeConfig(db=db), service)) as url:
+        ids = {Path(r["path"]).stem: r["id"] for r in service.store.items.to_arrow().to_pylist()}
+        yield SimpleNamespace(url=url, lib=lib, ids=ids)
 
 
 @pytest.fixture(scope="module")
