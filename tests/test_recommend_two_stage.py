@@ -139,3 +139,34 @@ def test_popularity_top_is_kept_until_interactions_are_added(tmp_path, monkeypat
                          "timestamp": 1.7e9, "text": None, "source": "test"} for u in range(4)])
     assert s.meta()[POPULARITY_TOP] == kept  # written behind the import's back: stale...
     assert popularity_top(s) == 4  # ...so counted afresh
+
+
+def test_live_events_keep_the_popularity_count_without_a_recount(tmp_path, monkeypatch):
+    """The service records events one by one: each raises the kept top count from the items
+    it touched, so the next recommendation does not scan every interaction again."""
+    from mmrec.recommend import from_catalog as recommending
+    from mmrec.recommend.from_catalog import count_popularity_top, popularity_top, record_events
+
+    layout = FusionLayout.from_dims([("text", "synthetic-text", 4)])
+    s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
+    v = {"text": np.array([1, 0, 0, 0], np.float32)}
+    s.write([ItemRecord(id=f"i{n}", path=f"/l/{n}.mp4", size=n, mtime=0.0, duration=1.0, kind="video",
+                        title="", text="", tags=[], vectors=v, fused=layout.fuse(v), fingerprints={})
+             for n in range(3)], [])
+    path = tmp_path / "i.csv"
+    path.write_text("user_id,item,event,value,timestamp\n" + "".join(
+        f"u{u},i{u % 2},like,,2026-10-0{u + 1}T10:00:00Z\n" for u in range(5)))
+    import_interactions(s, path)
+    assert popularity_top(s) == 3  # i0: u0, u2, u4
+    events = [{"user_id": f"w{u}", "item": "i2", "event": "like", "timestamp": 1.7e9 + u} for u in range(4)]
+    with monkeypatch.context() as m:
+        m.setattr(recommending, "count_popularity_top", lambda store: pytest.fail("counted again"))
+        for e in events[:3]:
+            record_events(s, [e])
+        assert popularity_top(s) == 3  # i2 has 3 users: a tie
+        record_events(s, [events[3], {"user_id": "w0", "item": "i0", "event": "skip", "timestamp": 1.8e9}])
+        assert popularity_top(s) == 4
+    assert count_popularity_top(s) == 4  # the same as a full count
+    s.add_interactions([{"key": f"x{u}", "user_id": f"x{u}", "item_id": "i1", "event": "like", "value": None,
+                         "timestamp": 1.9e9, "text": None, "source": "other process"} for u in range(5)])
+    assert popularity_top(s) == count_popularity_top(s) == 7  # rows it did not record: counted afresh

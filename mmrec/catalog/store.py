@@ -182,6 +182,9 @@ class CatalogStore:
         self.errors = db.open_table(ERRORS)
         self.meta_table = db.open_table(META)
         self._meta: tuple[int, dict[str, Any]] | None = None  # (meta table version, parsed)
+        # Figures derived from the tables that a long-lived reader keeps up to date itself
+        # instead of recounting (the HTTP service's popularity count): name -> value.
+        self.derived: dict[str, Any] = {}
 
     # -- lifecycle ---------------------------------------------------------------
     @staticmethod
@@ -413,12 +416,15 @@ class CatalogStore:
         table = self.interactions_table()
         return 0 if table is None else table.count_rows()
 
-    def interaction_columns(self, columns: list[str]) -> pa.Table:
-        """These columns of every interaction, as Arrow (for whole-table counts)."""
+    def interaction_columns(self, columns: list[str], items: Iterable[str] | None = None) -> pa.Table:
+        """These columns of every interaction (or of those on these item ids), as Arrow."""
         table = self.interactions_table()
         if table is None:
             return INTERACTIONS_SCHEMA.empty_table().select(columns)
-        return table.search().select(columns).limit(None).to_arrow()
+        q = table.search().select(columns).limit(None)
+        if items is not None:
+            q = q.where(f"item_id IN ({sql_list(items)})")
+        return q.to_arrow()
 
     def user_counts(self) -> dict[str, int]:
         """{user_id: number of stored interactions}, most active first."""

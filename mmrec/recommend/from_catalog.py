@@ -25,6 +25,7 @@ from mmrec.recommend.evaluate import EvalReport, evaluate, parse_holdout
 from mmrec.recommend.interactions import (
     Interaction,
     RejectedRow,
+    is_positive,
     parse_interactions,
     positive_rows,
     validate_records,
@@ -162,7 +163,10 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
              "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
             for r in parsed.rows]
-    return EventReport(len(records), store.add_interactions(rows), parsed.rejected, written=bool(rows))
+    before = {"rows": store.interaction_rows(), "count": popularity_top(store)}
+    stored = store.add_interactions(rows)
+    _raise_popularity_top(store, before, parsed.rows, stored)  # the next list needs no recount
+    return EventReport(len(records), stored, parsed.rejected, written=bool(rows))
 
 
 def stored_interactions(store: CatalogStore, user: str | None = None,
@@ -177,17 +181,42 @@ POPULARITY_TOP = "popularity_top"  # meta key: {"rows": interactions counted, "c
 
 def popularity_top(store: CatalogStore) -> float:
     """The largest popularity count of any item (distinct users with a positive event):
-    kept in the catalog's meta by each import with the number of rows it counted, and
-    counted afresh when rows were added since (or were never counted)."""
-    kept = store.meta().get(POPULARITY_TOP)
-    if isinstance(kept, dict) and kept.get("rows") == store.interaction_rows():
-        return float(kept["count"])
-    return count_popularity_top(store)
+    kept in the catalog's meta by each import with the number of rows it counted, or in
+    this store's `derived` figures by the events it recorded, and counted afresh when rows
+    were added since (or were never counted)."""
+    rows = store.interaction_rows()
+    for kept in (store.meta().get(POPULARITY_TOP), store.derived.get(POPULARITY_TOP)):
+        if isinstance(kept, dict) and kept.get("rows") == rows:
+            return float(kept["count"])
+    count = count_popularity_top(store)
+    store.derived[POPULARITY_TOP] = {"rows": rows, "count": count}
+    return count
+
+
+def _raise_popularity_top(store: CatalogStore, before: dict[str, float], added: Sequence[Interaction],
+                          stored: int) -> None:
+    """After `added` rows: the new top count without a recount. Counts only grow as rows are
+    added, so it is the old top or the count of an item an added positive event touched.
+    When another process wrote meanwhile (the row count says so) the next read recounts."""
+    rows = store.interaction_rows()
+    if rows != before["rows"] + stored:
+        store.derived.pop(POPULARITY_TOP, None)
+        return
+    touched = {r.item_id for r in added if is_positive(r.event, r.value)}
+    top = before["count"]
+    if touched:
+        top = max(top, _top_count(store.interaction_columns(["user_id", "item_id", "event", "value"],
+                                                            items=touched)))
+    store.derived[POPULARITY_TOP] = {"rows": rows, "count": top}
 
 
 def count_popularity_top(store: CatalogStore) -> float:
     """popularity_top counted in Arrow over three columns (no object per interaction)."""
-    t = store.interaction_columns(["user_id", "item_id", "event", "value"])
+    return _top_count(store.interaction_columns(["user_id", "item_id", "event", "value"]))
+
+
+def _top_count(t: pa.Table) -> float:
+    """The largest number of distinct users with a positive event on one item of t."""
     pairs = t.filter(positive_rows(t["event"], t["value"])).group_by(["item_id", "user_id"]).aggregate([])
     counts = pairs.group_by("item_id").aggregate([("user_id", "count")])["user_id_count"]
     return float(pc.max(counts).as_py() or 0) if len(counts) else 0.0
