@@ -114,16 +114,22 @@ def test_filtered_interaction_reads_and_the_arrow_popularity_count(store):
     assert popularity_top(store) == want == 28  # the three items viewed by users 12-39
 
 
-def test_popularity_top_is_kept_until_interactions_are_added(tmp_path, monkeypatch):
-    from mmrec.recommend import from_catalog as recommending
-    from mmrec.recommend.from_catalog import POPULARITY_TOP, popularity_top
-
+def _three_items(tmp_path) -> CatalogStore:
+    """A catalog of items i0, i1, i2 with one 4-dim text vector each."""
     layout = FusionLayout.from_dims([("text", "synthetic-text", 4)])
     s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
     v = {"text": np.array([1, 0, 0, 0], np.float32)}
     s.write([ItemRecord(id=f"i{n}", path=f"/l/{n}.mp4", size=n, mtime=0.0, duration=1.0, kind="video",
                         title="", text="", tags=[], vectors=v, fused=layout.fuse(v), fingerprints={})
              for n in range(3)], [])
+    return s
+
+
+def test_popularity_top_is_kept_until_interactions_are_added(tmp_path, monkeypatch):
+    from mmrec.recommend import from_catalog as recommending
+    from mmrec.recommend.from_catalog import POPULARITY_TOP, popularity_top
+
+    s = _three_items(tmp_path)
     assert popularity_top(s) == 0.0  # no interactions table yet
     path = tmp_path / "i.csv"
     path.write_text("user_id,item,event,value,timestamp\n" + "".join(
@@ -147,12 +153,7 @@ def test_live_events_keep_the_popularity_count_without_a_recount(tmp_path, monke
     from mmrec.recommend import from_catalog as recommending
     from mmrec.recommend.from_catalog import count_popularity_top, popularity_top, record_events
 
-    layout = FusionLayout.from_dims([("text", "synthetic-text", 4)])
-    s = CatalogStore.create(tmp_path / "c.lance", layout, {"preset": "synthetic"})
-    v = {"text": np.array([1, 0, 0, 0], np.float32)}
-    s.write([ItemRecord(id=f"i{n}", path=f"/l/{n}.mp4", size=n, mtime=0.0, duration=1.0, kind="video",
-                        title="", text="", tags=[], vectors=v, fused=layout.fuse(v), fingerprints={})
-             for n in range(3)], [])
+    s = _three_items(tmp_path)
     path = tmp_path / "i.csv"
     path.write_text("user_id,item,event,value,timestamp\n" + "".join(
         f"u{u},i{u % 2},like,,2026-10-0{u + 1}T10:00:00Z\n" for u in range(5)))
