@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -363,3 +364,42 @@ def test_thumbnails_of_items_and_segments(env):
     assert env.client.get(f"/thumbs/{other}/{iid}:visual:0").status_code == 400  # not its segment
     assert env.client.get(f"/thumbs/{iid}/{iid}:visual:999").status_code == 404
     assert env.client.get("/thumbs/0123456789abcdef").status_code == 404
+
+
+def test_several_worker_processes_serve_the_same_catalog(env):
+    """`mmrec serve --workers 2`: uvicorn's worker processes each build the app from the
+    config passed in the environment; writes from one are seen by the other's reads."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-c", "from mmrec.cli import run; run()", "serve", "--db", str(env.db),
+            "--port", str(port), "--workers", "2"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
+            deadline = time.monotonic() + 180
+            while True:
+                assert proc.poll() is None, proc.stderr.read()
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "mmrec serve --workers 2 did not answer"
+                    time.sleep(0.3)
+            hits = [c.post("/api/search", json={"text": "football match goals", "k": 1}).json()["hits"][0]
+                    for _ in range(4)]
+            assert {h["item_id"] for h in hits} == {env.ids["football_highlights"]}
+            stored = c.post("/api/events", json={"user": "multi", "item": env.ids["guitar_lesson"],
+                                                 "event": "like"})
+            assert stored.status_code == 200 and stored.json()["stored"] == 1
+            assert all(c.post("/api/recommend", json={"user": "multi"}).json()["history"] == 1
+                       for _ in range(4))
+    finally:
+        proc.terminate()
+        proc.wait(20)
