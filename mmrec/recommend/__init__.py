@@ -9,6 +9,7 @@ from .from_catalog import (
     EventReport,
     ImportReport,
     TextEncoder,
+    UnknownUserError,
     UserRecommendations,
     evaluate_catalog,
     import_interactions,
@@ -23,7 +24,8 @@ from .users import UserVectorConfig
 
 __all__ = [
     "EVENTS", "BatchReport", "EvalReport", "EventReport", "ImportReport", "Interaction", "InteractionsError",
-    "Recommendation", "RecommendOptions", "RerankConfig", "TextEncoder", "UserRecommendations",
+    "Recommendation", "RecommendOptions", "RerankConfig", "TextEncoder", "UnknownUserError",
+    "UserRecommendations",
     "UserVectorConfig", "evaluate_catalog", "import_interactions", "options_from", "parse_interactions",
     "recommend_all_users", "recommend_for_user", "record_events",
 ]

@@ -139,6 +139,10 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
     return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
 
 
+class UnknownUserError(ConfigError, LookupError):
+    """A recommendation for a user with no stored interactions (and no interests)."""
+
+
 @dataclass(frozen=True)
 class EventReport:
     """What `record_events` did: events received, new rows stored, rejections by index."""
@@ -158,7 +162,7 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     user vectors are built from the stored interactions on every request.
     """
     parsed = validate_records(records, item_resolver(store))
-    if dry_run or (parsed.rejected and not partial):
+    if dry_run or not parsed.rows or (parsed.rejected and not partial):
         return EventReport(len(records), 0, parsed.rejected, written=False)
     rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
              "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
@@ -166,7 +170,7 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     before = {"rows": store.interaction_rows(), "count": popularity_top(store)}
     stored = store.add_interactions(rows)
     _raise_popularity_top(store, before, parsed.rows, stored)  # the next list needs no recount
-    return EventReport(len(records), stored, parsed.rejected, written=bool(rows))
+    return EventReport(len(records), stored, parsed.rejected, written=True)
 
 
 def stored_interactions(store: CatalogStore, user: str | None = None,
@@ -296,8 +300,9 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     else:
         if user not in histories:
             if prior is None:
-                raise ConfigError(f"no interactions for user {user!r} in {store.path}: import them with "
-                                  "`mmrec interactions import FILE`, or use --interests for a new user")
+                raise UnknownUserError(f"no interactions for user {user!r} in {store.path}: import them "
+                                       "with `mmrec interactions import FILE`, or use --interests for a "
+                                       "new user")
             users = prior[None, :].astype(np.float32)
         else:
             own = {user: histories[user]}

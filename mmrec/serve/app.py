@@ -24,9 +24,10 @@ from pydantic import ValidationError
 from mmrec import __version__
 from mmrec.catalog import CatalogBusyError, ThumbnailNotFoundError
 from mmrec.errors import ConfigError, MediaError, MmrecError
+from mmrec.recommend import UnknownUserError
 
 from .config import ServeConfig, is_loopback
-from .schemas import EventBatch, RecommendRequest, SearchOptions, SearchRequest
+from .schemas import EventBatch, RecommendRequest, SearchOptions, SearchRequest, field_errors
 from .service import NotFound, Service
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,6 @@ def _json_error(status: int, message: str, fields: list[dict[str, str]] | None =
     return JSONResponse({"error": message, "fields": fields or []}, status_code=status)
 
 
-def _field_errors(errors: list[Any]) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-             "message": str(e.get("msg", ""))} for e in errors]
-
-
 class _Unauthorized(MmrecError):
     pass
 
@@ -85,7 +81,7 @@ class _TooLarge(ConfigError):
 
 # The HTTP status of each refusal; the most specific class wins (Starlette walks the MRO).
 STATUS: dict[type[Exception], int] = {
-    NotFound: 404, ThumbnailNotFoundError: 404, CatalogBusyError: 503, MediaError: 422,
+    NotFound: 404, ThumbnailNotFoundError: 404, UnknownUserError: 404, CatalogBusyError: 503, MediaError: 422,
     _TooLarge: 413, _Unauthorized: 401, _Forbidden: 403, MmrecError: 400,
 }
 HEADERS = {401: {"WWW-Authenticate": "Bearer"}}
@@ -105,7 +101,7 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)  # a request body or parameter
     @app.exception_handler(ValidationError)  # a model built inside an endpoint
     async def invalid(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
-        fields = _field_errors(list(exc.errors()))
+        fields = field_errors(list(exc.errors()))
         first = fields[0] if fields else {"field": "body", "message": "invalid request"}
         return _json_error(422, f"{first['field']}: {first['message']}", fields)
 
@@ -176,7 +172,7 @@ def _routes(app: FastAPI, svc: Service, config: ServeConfig) -> None:
         try:
             opts = SearchOptions.model_validate(json.loads(options))
         except (ValueError, ValidationError) as e:
-            fields = _field_errors(e.errors()) if isinstance(e, ValidationError) else []
+            fields = field_errors(e.errors()) if isinstance(e, ValidationError) else []
             msg = f"options: {fields[0]['field']}: {fields[0]['message']}" if fields else f"options: {e}"
             raise ConfigError(msg) from None
         with tempfile.TemporaryDirectory(prefix="mmrec-upload-") as tmp:

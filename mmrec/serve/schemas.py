@@ -16,6 +16,12 @@ ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$
 Weight = Annotated[float, Field(ge=0.0, le=100.0)]
 
 
+def field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    """pydantic's errors as [{"field": "filters.kind", "message": ...}] (no "body" prefix)."""
+    return [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+             "message": str(e.get("msg", ""))} for e in errors]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from mmrec.catalog import Catalog, fs_path, vector_column
 from mmrec.errors import ConfigError
@@ -21,7 +22,7 @@ from mmrec.recommend import options_from
 
 from .config import ServeConfig
 from .filters import where_clause
-from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest
+from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, field_errors
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ class Service:
     def recommend(self, req: RecommendRequest) -> dict[str, Any]:
         if req.user is None and req.interests is None:
             raise ConfigError("give a user, interests, or both")
-        if req.user is not None and req.interests is None and req.user not in self.store.user_counts():
-            raise NotFound(f"no interactions for user {req.user!r}: post events first, or send interests")
         options, user_config = options_from(
             diversity=req.diversity, popularity_weight=req.popularity_weight,
             freshness_weight=req.freshness_weight, half_life_days=req.half_life_days,
@@ -154,8 +153,9 @@ class Service:
                 continue
             try:
                 ev = Event.model_validate(obj)
-            except ValueError as e:
-                rejected.append({"index": i, "reason": _pydantic_reason(e)})
+            except ValidationError as e:
+                rejected.append({"index": i, "reason": "; ".join(
+                    f"{f['field'] or 'event'}: {f['message']}" for f in field_errors(e.errors()))})
                 continue
             rec = ev.model_dump()
             rec["timestamp"] = now if rec["timestamp"] is None else rec["timestamp"]
@@ -200,9 +200,3 @@ class Service:
             out["interactions"] = table.version
         return out
 
-
-def _pydantic_reason(e: ValueError) -> str:
-    errors = getattr(e, "errors", None)
-    if callable(errors):
-        return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'event'}: {err['msg']}" for err in errors())
-    return str(e)
