@@ -64,7 +64,7 @@ class Service:
         if (req.text is None) == (req.item is None):
             raise ConfigError("give exactly one of text or item")
         if req.item is not None:
-            self.item_row(req.item)  # 404 before any work
+            self.item_row(req.item, ["id"])  # 404 before any work
             return self._search(req, item=req.item)
         return self._search(req, text=req.text)
 
@@ -83,8 +83,9 @@ class Service:
         return hit
 
     # -- items --------------------------------------------------------------------
-    def item_row(self, item_id: str) -> dict[str, Any]:
-        rows = self.store.get_items([item_id])
+    def item_row(self, item_id: str, columns: list[str] | None = None) -> dict[str, Any]:
+        """The item's stored row (these columns only, when given), or NotFound."""
+        rows = self.store.get_items([item_id], columns)
         if not rows:
             raise NotFound(f"no item {item_id!r} in this catalog")
         return rows[0]
@@ -109,7 +110,7 @@ class Service:
 
     def media_path(self, item_id: str) -> Path:
         """The catalogued file of an item: the only way a request reaches the file system."""
-        path = Path(fs_path(self.item_row(item_id)["path"]))
+        path = Path(fs_path(self.item_row(item_id, ["id", "path"])["path"]))
         if not path.is_file():
             raise NotFound(f"item {item_id}: its file is no longer at its catalogued path")
         return path
@@ -117,7 +118,7 @@ class Service:
     def thumbnail(self, item_id: str, seg_id: str | None = None) -> Path:
         """A poster or segment thumbnail, made on first request (catalogs from before
         thumbnails, or files ingested with --no-thumbnails)."""
-        return self.catalog.thumbnail(self.item_row(item_id)["id"], seg_id)
+        return self.catalog.thumbnail(self.item_row(item_id, ["id"])["id"], seg_id)
 
     # -- users and recommendations -------------------------------------------------
     def users(self) -> list[dict[str, Any]]:
