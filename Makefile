@@ -61,9 +61,9 @@ $(STAMP): pyproject.toml requirements.lock
 		|| echo "uv unavailable: installing with pip"
 	@if [ -x $(BIN)/uv ]; then \
 		$(BIN)/uv pip install --no-cache --compile-bytecode --python $(BIN)/python \
-			-c requirements.lock -e '.[dev]'; \
+			-c requirements.lock -e '.[dev,ray]'; \
 	else \
-		$(BIN)/python -m pip install --no-cache-dir -c requirements.lock -e '.[dev]'; \
+		$(BIN)/python -m pip install --no-cache-dir -c requirements.lock -e '.[dev,ray]'; \
 	fi
 	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib mmrec extractors kernels >/dev/null
 	@touch $@

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from .runtime import RuntimeOptions
     from .weights import ResolvedWeights
 
-Modality = Literal["visual", "audio", "text"]
-MODALITIES: tuple[Modality, ...] = ("visual", "audio", "text")
+Modality = Literal["visual", "audio", "text", "multilingual"]
+MODALITIES: tuple[Modality, ...] = ("visual", "audio", "text", "multilingual")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Extractor(ABC):
 
     Class attributes:
         name: registered name ("clip", "clap", "text", ...).
-        modality: "visual", "audio" or "text".
+        modality: "visual", "audio", "text" or "multilingual" (a second text block).
         has_text_tower: True when embed_text maps text into the media space.
         unit: what work_units() counts ("frames", "windows", "texts"); progress shows it.
     Instance attributes (known from the config, without running the model):

@@ -17,7 +17,9 @@ import numpy as np
 
 from mmrec.errors import ConfigError
 
-MODALITIES = ("visual", "audio", "text")
+MODALITIES = ("visual", "audio", "text", "multilingual")
+# Blocks embedded from words: a catalog may hold an English and a multilingual one.
+TEXT_MODALITIES = ("text", "multilingual")
 
 
 @dataclass(frozen=True)

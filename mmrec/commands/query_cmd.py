@@ -12,7 +12,7 @@ from rich.table import Table
 from mmrec.commands.console import console, err_console, print_json, printable
 from mmrec.commands.options import db_option, make_catalog, model_options
 
-MODALITIES = ("all", "visual", "audio", "text")
+MODALITIES = ("all", "visual", "audio", "text", "multilingual")
 
 
 def _span(segment: Any) -> str:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from mmrec.catalog import CatalogStore, vector_matrix
 from mmrec.errors import ConfigError
+from mmrec.fusion import TEXT_MODALITIES
 from mmrec.recommend.evaluate import EvalReport, evaluate, parse_holdout
 from mmrec.recommend.interactions import (
     Interaction,
@@ -122,6 +123,13 @@ def _key(r: Interaction) -> str:
     return hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def stored_rows(rows: Sequence[Interaction], source: str) -> list[dict[str, Any]]:
+    """Validated interactions as rows of the interactions table (the key dedupes re-imports)."""
+    return [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
+             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
+            for r in rows]
+
+
 def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = False) -> ImportReport:
     """Validate a CSV/JSONL interactions file and store its rows in one commit.
 
@@ -130,13 +138,11 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
     parsed = parse_interactions(path, item_resolver(store, Path(path).resolve().parent))
     if parsed.rejected and not skip_bad:
         return ImportReport(str(path), len(parsed.rows), 0, 0, parsed.rejected, written=False)
-    rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
-             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": str(path)}
-            for r in parsed.rows]
-    new = store.add_interactions(rows)
+    new = store.add_interactions(stored_rows(parsed.rows, str(path)))
     store.set_meta({POPULARITY_TOP: {"rows": store.interaction_rows(),
                                      "count": count_popularity_top(store)}})
-    return ImportReport(str(path), len(parsed.rows), new, len(rows) - new, parsed.rejected, written=True)
+    n = len(parsed.rows)
+    return ImportReport(str(path), n, new, n - new, parsed.rejected, written=True)
 
 
 class UnknownUserError(ConfigError, LookupError):
@@ -164,11 +170,8 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     parsed = validate_records(records, item_resolver(store))
     if dry_run or not parsed.rows or (parsed.rejected and not partial):
         return EventReport(len(records), 0, parsed.rejected, written=False)
-    rows = [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
-             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
-            for r in parsed.rows]
     before = {"rows": store.interaction_rows(), "count": popularity_top(store)}
-    stored = store.add_interactions(rows)
+    stored = store.add_interactions(stored_rows(parsed.rows, source))
     _raise_popularity_top(store, before, parsed.rows, stored)  # the next list needs no recount
     return EventReport(len(records), stored, parsed.rejected, written=True)
 
@@ -251,12 +254,14 @@ class UserRecommendations:
 
 def _comment_vectors(histories: Mapping[str, UserHistory], encode: TextEncoder | None,
                      layout: Any) -> dict[str, dict[str, np.ndarray]]:
-    """Comment texts of each history embedded into the text block (the text extractor)."""
-    if encode is None or "text" not in layout.modalities:
+    """Comment texts of each history embedded into the text blocks (the text extractors)."""
+    wordy = [m for m in TEXT_MODALITIES if m in layout.modalities]
+    if encode is None or not wordy:
         return {}
 
     def text_only(texts: list[str]) -> Mapping[str, np.ndarray]:
-        return {"text": encode(texts)["text"]}
+        vectors = encode(texts)
+        return {m: vectors[m] for m in wordy if m in vectors}
 
     return {u: embed_comments(h.texts, text_only, layout) for u, h in histories.items()
             if any(t and t.strip() for t in h.texts)}

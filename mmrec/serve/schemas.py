@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mmrec.recommend import EVENTS
 
-Modality = Literal["visual", "audio", "text"]
+Modality = Literal["visual", "audio", "text", "multilingual"]
 ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$",
                               description="an item id (the content hash from search results)")]
 Weight = Annotated[float, Field(ge=0.0, le=100.0)]
@@ -40,7 +40,7 @@ class SearchOptions(_Strict):
     k: Annotated[int, Field(ge=1)] = 10
     weights: dict[Modality, Weight] | None = Field(
         None, description="per-modality weights; unnamed modalities weigh 0")
-    modality: Literal["all", "visual", "audio", "text"] = "all"
+    modality: Literal["all", "visual", "audio", "text", "multilingual"] = "all"
     filters: Filters = Filters()
     moments: bool = Field(False, description="rank moments (segments) instead of items")
 
