@@ -15,11 +15,20 @@ from .index import (
     search_kind,
     vector_index_status,
 )
-from .nearest import Hit, SearchResult, Segment, check_where, nearest_ids, nearest_items, nearest_segments
+from .nearest import (
+    Hit,
+    SearchResult,
+    Segment,
+    check_where,
+    nearest_ids,
+    nearest_items,
+    nearest_rows,
+    nearest_segments,
+)
 
 __all__ = [
     "DEFAULT_KIND", "EXACT_SEARCH_BELOW", "INDEX_KINDS", "MIN_INDEX_ROWS", "Hit", "IndexReport",
     "SearchResult", "Segment", "build_indexes", "calibrate_indexes", "check_where", "far_sketch",
-    "index_entry", "nearest_ids", "nearest_items", "nearest_segments", "search_kind",
+    "index_entry", "nearest_ids", "nearest_items", "nearest_rows", "nearest_segments", "search_kind",
     "vector_index_status",
 ]

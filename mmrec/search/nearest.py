@@ -142,8 +142,13 @@ def nearest_items(
 def nearest_ids(store: CatalogStore, query: np.ndarray, n: int, exact: bool | None = None) -> list[str]:
     """Ids of the n items nearest to query (by query · fused; index as for nearest_items):
     the candidate stage of recommending from a large catalog."""
-    rows = _search_rows(store, store.items, "fused", query, None, exact, n, ["id", "_distance"])
-    return [r["id"] for r in rows]
+    return [r["id"] for r in nearest_rows(store, query, n, ["id"], exact)]
+
+
+def nearest_rows(store: CatalogStore, query: np.ndarray, n: int, columns: list[str],
+                 exact: bool | None = None) -> list[dict[str, Any]]:
+    """These columns of the n items nearest to query (as nearest_ids), read in the search."""
+    return _search_rows(store, store.items, "fused", query, None, exact, n, [*columns, "_distance"])
 
 
 def nearest_segments(
