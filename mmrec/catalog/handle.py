@@ -347,11 +347,13 @@ class Catalog:
 
     def evaluate(self, interactions: str | Path, *, k: int = 10, holdout: str = "last",
                  options: RecommendOptions | None = None,
-                 user_config: UserVectorConfig | None = None) -> tuple[EvalReport, list[Any]]:
+                 user_config: UserVectorConfig | None = None,
+                 sentiment: str = "on") -> tuple[EvalReport, list[Any]]:
         """precision/recall/F1/NDCG@k, MRR, coverage, novelty of mmrec and of popularity
-        and random baselines on a held-out split ("last" per user, or a time ratio "0.2")."""
+        and random baselines on a held-out split ("last" per user, or a time ratio "0.2");
+        comment sentiment "on", "off", or "compare" (both mmrec rows side by side)."""
         return evaluate_catalog(self._open(), interactions, k=_positive_k(k), holdout=holdout,
-                                options=options, user_config=user_config)
+                                options=options, user_config=user_config, sentiment=sentiment)
 
     def stats(self) -> dict[str, Any]:
         """Counts by kind, segments, errors, extractors and fingerprints, index, storage size."""

@@ -92,6 +92,7 @@ INTERACTIONS_SCHEMA = pa.schema([
     pa.field("timestamp", pa.float64()),  # epoch seconds
     pa.field("text", pa.string()),
     pa.field("source", pa.string()),
+    pa.field("sentiment", pa.float64()),  # the comment's, in [-1, 1]; null without one
 ])
 META_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string())])
 
@@ -383,9 +384,14 @@ class CatalogStore:
         return self.db.create_table(INTERACTIONS, schema=INTERACTIONS_SCHEMA, exist_ok=True)
 
     def add_interactions(self, rows: list[dict[str, Any]]) -> int:
-        """Upsert interaction rows (dicts with INTERACTIONS_SCHEMA's fields) in one commit;
-        returns how many were new."""
+        """Upsert interaction rows (dicts with INTERACTIONS_SCHEMA's fields; a missing one
+        is null) in one commit; returns how many were new. A table made before a column
+        existed (`sentiment`) gets it first, null in its old rows."""
         table = self.interactions_table(create=True)
+        have = set(table.schema.names)
+        missing = [f for f in INTERACTIONS_SCHEMA if f.name not in have]
+        if missing:  # an all-null column: a metadata-only change, no row is rewritten
+            table.add_columns(missing)
         before = table.count_rows()
         if rows:
             (table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()

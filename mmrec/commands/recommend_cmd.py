@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from mmrec.commands.options import db_option, make_catalog
 BACKENDS = ("auto", "numpy", "cpu", "cuda", "torch")
 
 MAX_REJECTED_SHOWN = 20
+SENTIMENT_HELP = ("Let comment sentiment weigh events (praise strengthens, complaints push away; "
+                  "see docs/recommend.md); off: every comment counts as a plain comment event.")
 
 
 def rerank_options(f: Any) -> Any:
@@ -123,11 +126,15 @@ def recommendations_table(result: Any, explain: bool) -> Table:
 @click.option("--explain", is_flag=True, help="Say why: per-modality shares and the history item "
                                               "each recommendation resembles.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--sentiment", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help=SENTIMENT_HELP)
 @rerank_options
 def recommend_command(user: str | None, interests: str | None, all_users: bool, out: Path | None,
-                      db: Path | None, k: int, explain: bool, as_json: bool, **rerank: Any) -> None:
+                      db: Path | None, k: int, explain: bool, as_json: bool, sentiment: str,
+                      **rerank: Any) -> None:
     """What a user should watch or hear next, ranked, reranked and (with --explain) explained."""
     options, user_config = build_options(**rerank)
+    user_config = replace(user_config, sentiment=sentiment == "on")
     catalog = make_catalog(db)
     if all_users:
         if out is None or user or interests:
@@ -163,13 +170,16 @@ def recommend_command(user: str | None, interests: str | None, all_users: bool, 
               help="'last': each user's last positive interaction; 0.2: the latest 20% by time.")
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="Cut-off of the metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--sentiment", type=click.Choice(["on", "off", "compare"]), default="on", show_default=True,
+              help=SENTIMENT_HELP + " compare: both, as rows mmrec and mmrec-no-sentiment.")
 @rerank_options
-def evaluate_command(file: Path, db: Path | None, holdout: str, k: int, as_json: bool,
+def evaluate_command(file: Path, db: Path | None, holdout: str, k: int, as_json: bool, sentiment: str,
                      **rerank: Any) -> None:
     """Offline evaluation: mmrec against popularity and random baselines, side by side."""
     options, user_config = build_options(**rerank)
     report, rejected = make_catalog(db).evaluate(file, k=_positive_k(k), holdout=holdout,
-                                                 options=options, user_config=user_config)
+                                                 options=options, user_config=user_config,
+                                                 sentiment=sentiment)
     if rejected:
         err_console.print(f"{len(rejected)} rows of {file} ignored (first: line {rejected[0].line}: "
                           f"{escape(printable(rejected[0].reason))})")

@@ -20,12 +20,13 @@ from .from_catalog import (
 from .interactions import EVENTS, Interaction, InteractionsError, parse_interactions
 from .ranker import Recommendation, RecommendOptions, options_from
 from .rerank import RerankConfig
+from .sentiment import SentimentAnalyzer, score_text
 from .users import UserVectorConfig
 
 __all__ = [
     "EVENTS", "BatchReport", "EvalReport", "EventReport", "ImportReport", "Interaction", "InteractionsError",
-    "Recommendation", "RecommendOptions", "RerankConfig", "TextEncoder", "UnknownUserError",
-    "UserRecommendations",
+    "Recommendation", "RecommendOptions", "RerankConfig", "SentimentAnalyzer", "TextEncoder",
+    "UnknownUserError", "UserRecommendations",
     "UserVectorConfig", "evaluate_catalog", "import_interactions", "options_from", "parse_interactions",
-    "recommend_all_users", "recommend_for_user", "record_events",
+    "recommend_all_users", "recommend_for_user", "record_events", "score_text",
 ]

@@ -12,21 +12,37 @@ recall@k = hits / |relevant|, F1@k per user, NDCG@k with a log2(rank + 1) discou
 MRR = 1 / rank of the first hit in the top k (0 if none); catalog coverage = distinct
 recommended items / catalog size; novelty = mean -log2 p_i over recommended items with
 p_i = (train users with a positive event on i + 1) / (train users + 1).
+
+`sentiment_variants` names the mmrec rows for comment sentiment on, off, or both side by
+side ("compare": rows "mmrec" and "mmrec-no-sentiment" on the same split and users).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from mmrec.errors import ConfigError
 from mmrec.recommend.interactions import Interaction, by_user, is_positive
+from mmrec.recommend.users import UserVectorConfig
 
 # (train rows, users to recommend for, k) -> user id -> ranked item ids (best first).
 Recommender = Callable[[Sequence[Interaction], Sequence[str], int], Mapping[str, Sequence[str]]]
+
+SENTIMENT_MODES = ("on", "off", "compare")
+NO_SENTIMENT = "mmrec-no-sentiment"  # the method name of the sentiment-off row in "compare"
+
+
+def sentiment_variants(mode: str, config: UserVectorConfig | None = None) -> dict[str, UserVectorConfig]:
+    """Method name -> user-vector config for comment sentiment "on", "off" or "compare" (both)."""
+    if mode not in SENTIMENT_MODES:
+        raise ConfigError(f"bad sentiment mode {mode!r}: use one of {', '.join(SENTIMENT_MODES)}")
+    base = config or UserVectorConfig()
+    on, off = replace(base, sentiment=True), replace(base, sentiment=False)
+    return {"on": {"mmrec": on}, "off": {"mmrec": off}, "compare": {"mmrec": on, NO_SENTIMENT: off}}[mode]
 
 
 @dataclass(frozen=True)

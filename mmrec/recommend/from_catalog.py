@@ -124,10 +124,14 @@ def _key(r: Interaction) -> str:
 
 
 def stored_rows(rows: Sequence[Interaction], source: str) -> list[dict[str, Any]]:
-    """Validated interactions as rows of the interactions table (the key dedupes re-imports)."""
+    """Validated interactions as rows of the interactions table (the key dedupes re-imports),
+    each comment's sentiment scored here (mmrec.recommend.sentiment) and stored with it."""
+    from mmrec.recommend.sentiment import with_sentiment  # the scorers load on the first comment
+
     return [{"key": _key(r), "user_id": r.user_id, "item_id": r.item_id, "event": r.event,
-             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source}
-            for r in rows]
+             "value": r.value, "timestamp": r.timestamp, "text": r.text, "source": source,
+             "sentiment": r.sentiment}
+            for r in with_sentiment(rows)]
 
 
 def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = False) -> ImportReport:
@@ -178,9 +182,13 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
 
 def stored_interactions(store: CatalogStore, user: str | None = None,
                         items: Iterable[str] | None = None) -> list[Interaction]:
-    """Stored interactions: all, or one user's and/or those on these items (see store)."""
-    return [Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"], r["text"])
-            for r in store.interactions(user, items)]
+    """Stored interactions: all, or one user's and/or those on these items (see store).
+    Comments stored before the sentiment column existed are scored as they are read."""
+    from mmrec.recommend.sentiment import with_sentiment
+
+    return with_sentiment([Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"],
+                                       r["text"], sentiment=r.get("sentiment"))
+                           for r in store.interactions(user, items)])
 
 
 POPULARITY_TOP = "popularity_top"  # meta key: {"rows": interactions counted, "count": n}
@@ -394,17 +402,23 @@ def recommend_all_users(store: CatalogStore, out: str | Path, options: Recommend
 def evaluate_catalog(store: CatalogStore, interactions: str | Path, *, k: int = 10,
                      holdout: str = "last", options: RecommendOptions | None = None,
                      user_config: UserVectorConfig | None = None,
-                     seed: int = 0) -> tuple[EvalReport, list[RejectedRow]]:
-    """mmrec against popularity and random baselines on a held-out split of a file."""
+                     seed: int = 0, sentiment: str = "on") -> tuple[EvalReport, list[RejectedRow]]:
+    """mmrec against popularity and random baselines on a held-out split of a file, with
+    comment sentiment "on", "off" or both ("compare": an extra "mmrec-no-sentiment" row)."""
+    from mmrec.recommend.evaluate import sentiment_variants
+    from mmrec.recommend.sentiment import with_sentiment
+
+    variants = sentiment_variants(sentiment, user_config)
     items = load_items(store)
     parsed = parse_interactions(interactions, item_resolver(store, Path(interactions).resolve().parent))
     if not parsed.rows:
         raise ConfigError(f"{interactions}: no usable interactions "
                           f"({len(parsed.rejected)} rejected rows; first: {_first(parsed.rejected)})")
-    mmrec_fn = vector_recommender(items.ids, items.vectors, store.layout, user_config=user_config,
-                                  options=options or RecommendOptions(), ingest_times=items.ingested_at)
-    report = evaluate({"mmrec": mmrec_fn}, parsed.rows, items.ids, k=k, holdout=parse_holdout(holdout),
-                      seed=seed)
+    rows = with_sentiment(parsed.rows) if any(c.sentiment for c in variants.values()) else parsed.rows
+    methods = {name: vector_recommender(items.ids, items.vectors, store.layout, user_config=cfg,
+                                        options=options or RecommendOptions(), ingest_times=items.ingested_at)
+               for name, cfg in variants.items()}
+    report = evaluate(methods, rows, items.ids, k=k, holdout=parse_holdout(holdout), seed=seed)
     return report, parsed.rejected
 
 

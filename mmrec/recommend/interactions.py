@@ -48,7 +48,9 @@ class Interaction:
     """One validated event: `user_id` did `event` on catalog item `item_id` at `timestamp`.
 
     `value` is the watched/listened fraction in [0, 1] (None when not given), `timestamp`
-    is epoch seconds (UTC), `line` the row's 1-based line in the source file (0 if none).
+    is epoch seconds (UTC), `line` the row's 1-based line in the source file (0 if none),
+    `sentiment` the comment's sentiment in [-1, 1] (None without a scored comment; see
+    mmrec.recommend.sentiment: it is scored when the row is stored).
     """
 
     user_id: str
@@ -58,6 +60,7 @@ class Interaction:
     timestamp: float
     text: str | None = None
     line: int = 0
+    sentiment: float | None = None
 
 
 @dataclass(frozen=True)

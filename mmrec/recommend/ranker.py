@@ -20,6 +20,7 @@ from mmrec.kernels import check_finite
 from mmrec.recommend.evaluate import Recommender
 from mmrec.recommend.interactions import Interaction, by_user, is_positive
 from mmrec.recommend.rerank import RerankConfig, boosted_scores, mmr, popularity_scores
+from mmrec.recommend.sentiment import LOVED, NEUTRAL_BAND
 from mmrec.recommend.users import (
     UserVectorConfig,
     UserVectorError,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 NOUNS = {"visual": "look", "audio": "soundtrack", "text": "topic"}
 LEADS = {"visual": "looks like", "audio": "sounds like", "text": "is much like"}
 VERBS = {"like": "liked", "share": "shared", "comment": "commented on", "view": "watched"}
+LOVED_VERB = "loved"  # the user's comment on the item was glowing (sentiment >= LOVED)
 VIEW_VERBS_BY_KIND = {"audio": "listened to"}
 
 
@@ -48,12 +50,19 @@ class UserHistory:
     values: np.ndarray  # NaN where no fraction was given
     timestamps: np.ndarray
     texts: tuple[str | None, ...] = ()
+    sentiments: tuple[float | None, ...] = ()  # per row, the comment's sentiment (None: none)
 
     @property
     def positive(self) -> np.ndarray:
         """Mask of rows that count as wanted (see interactions.is_positive)."""
         return np.array([is_positive(e, None if np.isnan(v) else float(v))
                          for e, v in zip(self.events, self.values, strict=True)], dtype=bool)
+
+    def sentiment_array(self) -> np.ndarray:
+        """Per row, the comment's sentiment (NaN where there is none)."""
+        if not self.sentiments:
+            return np.full(len(self.events), np.nan)
+        return np.array([np.nan if s is None else s for s in self.sentiments], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,7 @@ def histories_from_interactions(rows: Sequence[Interaction],
                 tuple(r.event for r in kept),
                 np.array([np.nan if r.value is None else r.value for r in kept], dtype=np.float64),
                 np.array([r.timestamp for r in kept], dtype=np.float64),
-                tuple(r.text for r in kept))
+                tuple(r.text for r in kept), tuple(r.sentiment for r in kept))
     if dropped:
         log.info("%d interactions name items that are no longer in the catalog; ignored", dropped)
     return out
@@ -176,7 +185,7 @@ def user_matrix(histories: Mapping[str, UserHistory], items: np.ndarray, layout:
         try:
             rows.append(user_vector(items[h.item_indices], h.events, h.values, h.timestamps, layout, now,
                                     (comment_vectors or {}).get(user), config,
-                                    (priors or {}).get(user)))
+                                    (priors or {}).get(user), h.sentiments or None))
             ids.append(user)
         except UserVectorError as e:
             skipped[user] = str(e)
@@ -281,7 +290,8 @@ def format_shares(shares: Mapping[str, float]) -> str:
 
 
 def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
-            because: tuple[np.ndarray, str, str, str | None] | None, min_share: float = 0.25) -> str:
+            because: tuple[np.ndarray, str, str, str | None] | None, min_share: float = 0.25,
+            loved: bool = False) -> str:
     """One plain sentence from the numbers.
 
     Args:
@@ -291,6 +301,7 @@ def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
         because: (fused vector, title, event, kind) of the history item it most resembles,
             or None (cold start / no positive history).
         min_share: a modality is named when its share reaches this (else the top one).
+        loved: the user's comment on the `because` item was glowing: "you loved X".
     """
     ranked = sorted((m for m in shares if shares[m] > 0), key=lambda m: -shares[m])
     named = [m for m in ranked if shares[m] >= min_share] or ranked[:1]
@@ -302,22 +313,28 @@ def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
     sims = block_similarity(item, vec, layout)
     lead = LEADS.get(max(sims, key=lambda m: sims[m]), "is like") if sims else "is like"
     verb = VIEW_VERBS_BY_KIND.get(kind or "", VERBS["view"]) if event == "view" else VERBS.get(event, event)
+    verb = LOVED_VERB if loved else verb
     return f"{lead} {title} you {verb}; {tail}"
 
 
 def _because(h: UserHistory | None, j: int, item: np.ndarray, items: np.ndarray,
              titles: Sequence[str] | None, kinds: Sequence[str] | None,
-             ) -> tuple[int | None, tuple[np.ndarray, str, str, str | None] | None]:
-    """The positive history item (other than j) most like item j, with what explain() needs."""
+             ) -> tuple[int | None, tuple[np.ndarray, str, str, str | None] | None, bool]:
+    """The positive history item (other than j) most like item j, with what explain() needs,
+    and whether the user's comment on it was glowing. An item the user complained about
+    in a comment (sentiment <= -NEUTRAL_BAND) is never the `because`."""
     if h is None or not h.item_indices.size:
-        return None, None
+        return None, None, False
+    s = h.sentiment_array()
+    panned = np.isin(h.item_indices, h.item_indices[s <= -NEUTRAL_BAND])
     row = most_similar(np.asarray(items[h.item_indices], np.float32), item,
-                       h.positive & (h.item_indices != j))
+                       h.positive & (h.item_indices != j) & ~panned)
     if row is None:
-        return None, None
+        return None, None, False
     b = int(h.item_indices[row])
+    loved = bool(np.any(s[h.item_indices == b] >= LOVED))
     return b, (np.asarray(items[b], np.float32), titles[b] if titles is not None else f"item {b}",
-               h.events[row], kinds[b] if kinds is not None else None)
+               h.events[row], kinds[b] if kinds is not None else None), loved
 
 
 def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, options: RecommendOptions, *,
@@ -351,8 +368,8 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
             contrib, shares = contribution_shares(users[u], item, layout)
             because_idx = sentence = None
             if options.explain:
-                because_idx, because = _because(h, int(j), item, items, titles, kinds)
-                sentence = explain(shares, item, layout, because, options.explain_min_share)
+                because_idx, because, loved = _because(h, int(j), item, items, titles, kinds)
+                sentence = explain(shares, item, layout, because, options.explain_min_share, loved)
             recs.append(Recommendation(pos + 1, int(j), float(s), float(users[u] @ item), contrib, shares,
                                        because_idx, sentence))
         out.append(recs)

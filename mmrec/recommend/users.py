@@ -1,7 +1,8 @@
 """User vectors in the fused item layout: attention pooling over a user's history.
 
     a_t = softmax_t(cos(v_t, h) / tau)          h = mean of the last few positive items
-    w_t = a_t * 0.5 ** (age_t / half_life) * e_t  e_t = event weight (< 0 for skip, dislike)
+    w_t = a_t * 0.5 ** (age_t / half_life) * e_t  e_t = event weight (< 0 for skip, dislike),
+                                                  scaled by the comment's sentiment
     u   = blocks_unit( sum_t w_t v_t / sum_t a_t |e_t|  [+ comment text] [+ prior] )
 
 Every block of u is re-normalised to unit length (times an optional modality weight),
@@ -20,6 +21,7 @@ import numpy as np
 from mmrec.errors import ConfigError, MmrecError
 from mmrec.fusion import FusionLayout
 from mmrec.recommend.interactions import EVENTS
+from mmrec.recommend.sentiment import NEUTRAL_BAND
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -55,6 +57,11 @@ class UserVectorConfig:
         comment_text_weight: scale of a row's comment text vector relative to its item.
         prior_weight: scale of an interests (cold-start) prior added to the history.
         modality_weights: per-block scale of the final vector (None: 1 for every block).
+        sentiment: let a comment's sentiment s scale its event's weight (see
+            `sentiment_weights`); False: every event weighs as if it had no comment.
+        sentiment_gain: alpha in |e| * (1 + alpha |s|): 1.0 makes a glowing comment
+            (s ~ 0.9) count nearly twice its event: a comment then outweighs a like.
+        sentiment_neutral: |s| below this is a neutral comment: the plain event weight.
     """
 
     tau: float = 0.5
@@ -65,6 +72,9 @@ class UserVectorConfig:
     comment_text_weight: float = 0.5
     prior_weight: float = 0.5
     modality_weights: Mapping[str, float] | None = None
+    sentiment: bool = True
+    sentiment_gain: float = 1.0
+    sentiment_neutral: float = NEUTRAL_BAND
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.event_weights) - set(EVENTS))
@@ -77,24 +87,60 @@ class UserVectorConfig:
             "context_size": self.context_size >= 1,
             "half_life_days": self.half_life_days is None or self.half_life_days > 0,
             "complete_view": 0 < self.complete_view <= 1,
+            "sentiment_gain": self.sentiment_gain >= 0,
+            "sentiment_neutral": 0 <= self.sentiment_neutral < 1,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"bad user-vector setting {name}={getattr(self, name)!r}: tau and "
-                                  "half_life_days must be > 0, context_size >= 1, complete_view in (0, 1]")
+                                  "half_life_days must be > 0, context_size >= 1, complete_view in (0, 1], "
+                                  "sentiment_gain >= 0, sentiment_neutral in [0, 1)")
+
+
+def _floats(xs: Sequence[float | None] | np.ndarray) -> np.ndarray:
+    return np.array([np.nan if x is None else x for x in xs], dtype=np.float64)
 
 
 def event_weights(events: Sequence[str], values: Sequence[float | None] | np.ndarray,
-                  config: UserVectorConfig) -> np.ndarray:
-    """Signed weight of each event; views below `complete_view` are scaled by their fraction."""
-    vals = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                  config: UserVectorConfig,
+                  sentiments: Sequence[float | None] | np.ndarray | None = None) -> np.ndarray:
+    """Signed weight of each event; views below `complete_view` are scaled by their fraction,
+    and events with a scored comment by its sentiment (`sentiment_weights`)."""
+    vals = _floats(values)
     try:
         base = np.array([config.event_weights[e] for e in events], dtype=np.float64)
     except KeyError as e:
         raise ConfigError(f"unknown event {e.args[0]!r}: events are {', '.join(EVENTS)}") from e
     scaled = np.array([e in FRACTION_SCALED for e in events], dtype=bool)
     partial = scaled & ~np.isnan(vals) & (vals < config.complete_view)
-    return np.where(partial, base * np.nan_to_num(vals), base)
+    weights = np.where(partial, base * np.nan_to_num(vals), base)
+    if sentiments is None or not len(sentiments):
+        return weights
+    if len(sentiments) != len(events):
+        raise ConfigError(f"{len(sentiments)} sentiments for {len(events)} events")
+    return sentiment_weights(weights, sentiments, config)
+
+
+def sentiment_weights(weights: np.ndarray, sentiments: Sequence[float | None] | np.ndarray,
+                      config: UserVectorConfig) -> np.ndarray:
+    """Event weights e scaled by their comments' sentiment s (None/NaN: no comment).
+
+        |s| < neutral          e                       a neutral comment: the plain event
+        s >= neutral, e > 0    e * (1 + gain * s)      praise strengthens a positive event
+        s <= -neutral          -|e| * (1 + gain * |s|) a complaint makes it a negative signal
+                                                       ("boring, waste of time" pushes away)
+
+    Praise on a skip or dislike leaves it as it is (sarcasm, or a remark on something
+    else). With `config.sentiment` off the weights come back unchanged.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if not config.sentiment:
+        return w
+    s = np.nan_to_num(_floats(sentiments), nan=0.0)
+    s = np.where(np.abs(s) >= config.sentiment_neutral, s, 0.0)
+    boost = 1.0 + config.sentiment_gain * np.abs(s)
+    out = np.where((s > 0) & (w > 0), w * boost, w)
+    return np.where(s < 0, -np.abs(w) * boost, out)
 
 
 def recency_decay(timestamps: np.ndarray | Sequence[float], now: float,
@@ -150,6 +196,7 @@ def user_vector(
     comment_vectors: Mapping[str, np.ndarray] | None = None,
     config: UserVectorConfig | None = None,
     prior: np.ndarray | None = None,
+    sentiments: Sequence[float | None] | np.ndarray | None = None,
 ) -> np.ndarray:
     """A user's fused-layout vector from the items they interacted with.
 
@@ -166,6 +213,8 @@ def user_vector(
         prior: optional fused interests vector (cold_start_vector) added with
             `prior_weight`; the history part is a weighted mean, so the prior keeps its
             share while old history decays.
+        sentiments: optional per-row comment sentiment in [-1, 1] (None/NaN: no scored
+            comment); scales that row's event weight (`sentiment_weights`).
 
     Returns:
         float32 [D] with unit (weighted) blocks; a block no row touches stays zero. A
@@ -185,7 +234,7 @@ def user_vector(
     if not (len(events) == len(values) == ts.shape[0] == t):
         raise ConfigError(f"history has {t} rows but {len(events)} events, {len(values)} values "
                           f"and {ts.shape[0]} timestamps")
-    e = event_weights(events, values, cfg)
+    e = event_weights(events, values, cfg, sentiments)
     a = attention(v, e, ts, cfg.tau, cfg.context_size)
     w = a * recency_decay(ts, now, cfg.half_life_days) * e
     norm = float(np.sum(a * np.abs(e)))
