@@ -113,6 +113,13 @@ class FusionLayout:
                 out[b.offset : b.offset + b.dim] = w * q / n
         return out
 
+    def scale(self, vectors: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        """Fused vectors ([..., dim]) with each modality's block times its weight (absent: 0)."""
+        out = np.array(vectors, dtype=np.float32, copy=True)
+        for b in self.blocks:
+            out[..., b.offset : b.offset + b.dim] *= float(weights.get(b.modality, 0.0))
+        return out
+
     def modality_scores(self, query: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """Per-modality contributions w_m * cos(q_m, v_m) of a weighted query to each item."""
         items = np.atleast_2d(items)

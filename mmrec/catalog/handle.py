@@ -23,7 +23,7 @@ from mmrec.catalog.store import CatalogStore, db_path
 from mmrec.catalog.thumbs import ThumbReport, build_thumbnails, ensure_thumbnail
 from mmrec.errors import ConfigError
 from mmrec.extractors import embed_texts
-from mmrec.fusion import FusionLayout, parse_weights
+from mmrec.fusion import FusionLayout
 from mmrec.recommend import (
     BatchReport,
     EvalReport,
@@ -41,6 +41,7 @@ from mmrec.recommend import (
 )
 from mmrec.search import DEFAULT_KIND as DEFAULT_INDEX_KIND
 from mmrec.search import (
+    SPREAD_KEY,
     IndexReport,
     SearchResult,
     build_indexes,
@@ -48,6 +49,9 @@ from mmrec.search import (
     check_where,
     nearest_items,
     nearest_segments,
+    query_weights,
+    random_modalities,
+    record_spreads,
     vector_index_status,
 )
 
@@ -166,6 +170,8 @@ class Catalog:
             summary = ingest_directory(store, _subset(extractors, only), directory, options, progress,
                                        should_stop)
             store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
+            if summary.item_ids:
+                record_spreads(store)  # the query weights' scale (mmrec.search.spread)
         if (options or IngestOptions()).thumbnails and summary.item_ids and not summary.interrupted:
             progress("thumbnails", {"total": len(summary.item_ids)})
             # refresh: an item embedded again may have other segments than its old thumbnails
@@ -203,11 +209,8 @@ class Catalog:
         if where:
             check_where(store, where)  # before any model loads
         layout = store.layout
-        w = weights if isinstance(weights, dict) else parse_weights(weights, layout.modalities)
-        if modality != "all":
-            layout.block(modality)
-            w = {m: (w.get(m, 1.0) or 1.0) if m == modality else 0.0 for m in layout.modalities}
         notes: list[str] = []
+        w = query_weights(store, weights, modality, notes)
         exclude: tuple[str, ...] = ()
         if text is not None:
             extractors = self.extractors(preset, store, [m for m in layout.modalities if w.get(m)])
@@ -278,6 +281,7 @@ class Catalog:
         with write_lock(self.path):
             store = self._open()
             reports = calibrate_indexes(store) if calibrate_only else build_indexes(store, kind)
+            record_spreads(store)
         if thumbnails:
             self.last_thumbnails = build_thumbnails(store, self.path)
         return reports
@@ -362,7 +366,9 @@ class Catalog:
         size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         return {**store.counts(), "extractors": meta.get("extractors", []),
                 "preset": meta.get("preset"), "fusion": [b.__dict__ for b in store.layout.blocks],
-                "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path)}
+                "index": vector_index_status(store), "storage_bytes": size, "path": str(self.path),
+                "spreads": meta.get(SPREAD_KEY, {}).get("modalities", {}),
+                "random_modalities": sorted(random_modalities(store))}
 
     def thumbnail(self, item_id: str, seg_id: str | None = None) -> Path:
         """The path of the JPEG poster of an item (seg_id None) or of one of its segments

@@ -334,14 +334,19 @@ class CatalogStore:
 
     def items_by_id(self, ids: Iterable[str], columns: list[str] | None = None) -> pa.Table:
         """The rows of these item ids (unknown ids are skipped), in no particular order."""
-        ids = list(ids)
-        if not ids:  # no query at all: `id IN ()` is no SQL, and a predicate would scan the table
+        return self._items_in("id", ids, columns)
+
+    def _items_in(self, column: str, values: Iterable[str], columns: list[str] | None) -> pa.Table:
+        values = list(values)
+        if not values:  # no query at all: `x IN ()` is no SQL, and a predicate would scan the table
             empty = self.items.schema.empty_table()
             return empty.select(columns) if columns else empty
-        q = self.items.search().where(f"id IN ({sql_list(ids)})").limit(None)
-        if columns:
-            q = q.select(columns)
-        return q.to_arrow()
+        q = self.items.search().where(f"{column} IN ({sql_list(values)})").limit(None)
+        return (q.select(columns) if columns else q).to_arrow()
+
+    def items_by_path(self, paths: Iterable[str], columns: list[str] | None = None) -> pa.Table:
+        """The rows catalogued at these paths (unknown paths are skipped)."""
+        return self._items_in("path", paths, columns)
 
     def find_item(self, key: str) -> dict[str, Any] | None:
         """An item by id, id prefix (>= 8 chars) or exact path."""

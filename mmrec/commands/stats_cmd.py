@@ -46,11 +46,13 @@ def stats_command(db: Path | None, show_errors: bool, as_json: bool) -> None:
     table.add_row("storage", _size(stats["storage_bytes"]))
     console.print(table)
     ext = Table(title="extractors")
-    for col in ("modality", "preset", "dim", "fingerprint", "weights"):
+    for col in ("modality", "preset", "dim", "fingerprint", "weights", "cosine spread"):
         ext.add_column(col)
     for e in stats["extractors"]:
-        weights = "RANDOM" if e.get("random_weights") else str(e.get("weights"))
-        ext.add_row(e["modality"], e["preset"], str(e["dim"]), e["fingerprint"], weights)
+        weights = "RANDOM (weighs 0 by default)" if e.get("random_weights") else str(e.get("weights"))
+        spread = stats["spreads"].get(e["modality"])
+        shown = f"{spread['mean']:.2f} ± {spread['std']:.3f}" if spread else "not measured"
+        ext.add_row(e["modality"], e["preset"], str(e["dim"]), e["fingerprint"], weights, shown)
     console.print(ext)
     for err in errors:
         console.print(f"[red]{escape(printable(err['path']))}[/red]: {err['stage']}: "

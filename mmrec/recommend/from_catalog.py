@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mmrec.catalog import CatalogStore, vector_matrix
 from mmrec.errors import ConfigError
@@ -28,7 +27,6 @@ from mmrec.recommend.interactions import (
     RejectedRow,
     is_positive,
     parse_interactions,
-    positive_rows,
     validate_records,
 )
 from mmrec.recommend.ranker import (
@@ -43,8 +41,9 @@ from mmrec.recommend.ranker import (
     user_matrix,
     vector_recommender,
 )
+from mmrec.recommend.state import UserState, popularity_by_item, user_state
 from mmrec.recommend.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
-from mmrec.search import nearest_ids, search_kind
+from mmrec.search import nearest_rows, query_weights, search_kind
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +85,24 @@ def _matrix(t: pa.Table, dim: int) -> ItemMatrix:
                       {i: n for n, i in enumerate(ids)})
 
 
+def _with_rows(items: ItemMatrix, rows: Sequence[Mapping[str, Any]]) -> ItemMatrix:
+    """items plus these item rows (as search returns them) that it does not hold yet."""
+    new = [r for r in rows if r["id"] not in items.index]
+    if not new:
+        return items
+    ids = items.ids + [r["id"] for r in new]
+    vectors = np.concatenate([items.vectors, np.asarray([r["fused"] for r in new], np.float32)])
+    ingested = np.concatenate([items.ingested_at, np.array(
+        [r["ingested_at"].timestamp() if r["ingested_at"] else 0.0 for r in new], np.float64)])
+    return ItemMatrix(ids, items.paths + [r["path"] for r in new], items.titles + [r["title"] for r in new],
+                      items.kinds + [r["kind"] for r in new], vectors, ingested,
+                      {i: n for n, i in enumerate(ids)})
+
+
+def _state(store: CatalogStore) -> UserState:
+    return user_state(store, lambda user: stored_interactions(store, user=user))
+
+
 def item_resolver(store: CatalogStore, base: Path | None = None) -> Callable[[str], str | None]:
     """Map an interaction's `item` (item id, catalogued path, or path relative to `base`
     or the working directory) to an item id; None when it is not in the catalog."""
@@ -103,6 +120,23 @@ def item_resolver(store: CatalogStore, base: Path | None = None) -> Callable[[st
         return None
 
     return resolve
+
+
+def keyed_resolver(store: CatalogStore, keys: Iterable[str]) -> Callable[[str], str | None]:
+    """item_resolver for a known set of keys (live events): only those ids and paths are
+    looked up, so a handful of events does not read every item's path."""
+    keys = set(keys)
+    found = {r["id"]: r["id"] for r in store.items_by_id(keys, ["id"]).to_pylist()}
+    paths: dict[str, str] = {}
+    for key in keys - set(found):
+        try:
+            paths[str(Path(key).expanduser().resolve())] = key
+        except (OSError, RuntimeError, ValueError):  # not a path at all: unknown
+            continue
+    if paths:
+        for r in store.items_by_path(paths, ["id", "path"]).to_pylist():
+            found[paths[r["path"]]] = r["id"]
+    return found.get
 
 
 # -- interactions ------------------------------------------------------------------
@@ -171,11 +205,15 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     (then the valid ones are); dry_run only validates. The next recommendation reads them:
     user vectors are built from the stored interactions on every request.
     """
-    parsed = validate_records(records, item_resolver(store))
+    keys = [str(r["item"]) for r in records if isinstance(r, Mapping) and r.get("item") is not None]
+    parsed = validate_records(records, keyed_resolver(store, keys))
     if dry_run or not parsed.rows or (parsed.rejected and not partial):
         return EventReport(len(records), 0, parsed.rejected, written=False)
     before = {"rows": store.interaction_rows(), "count": popularity_top(store)}
+    state = _state(store)
+    version = state.before_write()
     stored = store.add_interactions(stored_rows(parsed.rows, source))
+    state.after_write(version, [r.user_id for r in parsed.rows], [r.item_id for r in parsed.rows])
     _raise_popularity_top(store, before, parsed.rows, stored)  # the next list needs no recount
     return EventReport(len(records), stored, parsed.rejected, written=True)
 
@@ -232,9 +270,7 @@ def count_popularity_top(store: CatalogStore) -> float:
 
 def _top_count(t: pa.Table) -> float:
     """The largest number of distinct users with a positive event on one item of t."""
-    pairs = t.filter(positive_rows(t["event"], t["value"])).group_by(["item_id", "user_id"]).aggregate([])
-    counts = pairs.group_by("item_id").aggregate([("user_id", "count")])["user_id_count"]
-    return float(pc.max(counts).as_py() or 0) if len(counts) else 0.0
+    return float(max(popularity_by_item(t).values(), default=0))
 
 
 # -- recommending --------------------------------------------------------------------
@@ -285,8 +321,8 @@ def interests_vector(interests: str, encode: TextEncoder, layout: Any) -> np.nda
 
 def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: str | None = None,
                        interests: str | None = None, encode: TextEncoder | None = None,
-                       user_config: UserVectorConfig | None = None,
-                       now: float | None = None) -> UserRecommendations:
+                       user_config: UserVectorConfig | None = None, now: float | None = None,
+                       weights: str | dict[str, float] | None = None) -> UserRecommendations:
     """Recommendations for one stored user (their history), for interests text (cold
     start), or both (the interests blend in as a prior).
 
@@ -300,8 +336,8 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     layout = store.layout
     now = time.time() if now is None else now
     two_stage = search_kind(store, store.items, None) is not None
-    if two_stage:  # this user's rows now; everyone's rows on the candidates further down
-        interactions = stored_interactions(store, user=user) if user is not None else []
+    if two_stage:  # this user's rows now (kept between requests); candidates' popularity below
+        interactions = _state(store).history(user) if user is not None else []
     else:
         interactions = stored_interactions(store)
     mine = {r.item_id for r in interactions if r.user_id == user}
@@ -325,24 +361,35 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
                 raise ConfigError(f"user {user!r}: {um.skipped[user]}")
             users = um.vectors
         name = user
+    notes = random_weight_notes(store, weights)
+    users = layout.scale(users, query_weights(store, weights))  # random modalities weigh 0
     top = None
+    popularity = None
     if two_stage:  # the index's nearest items, then every stage on those candidates only
         fetch = max(options.k, options.k * options.candidate_factor) + len(mine)
-        items = load_items(store, mine | set(nearest_ids(store, users[0], fetch)))
+        items = _with_rows(items, nearest_rows(store, users[0], fetch, MATRIX_COLUMNS))
         top = popularity_top(store)
-        histories = histories_from_interactions(stored_interactions(store, items=items.ids), items.index)
+        known = _state(store).popularity(items.ids)
+        popularity = np.array([known[i] for i in items.ids], dtype=np.int64)
+        histories = histories_from_interactions(interactions, items.index)
     hist = histories.get(user) if user is not None else None
+    if popularity is None:
+        popularity = popularity_counts(histories, len(items.ids))
     recs = recommend(users, items.vectors, layout, options, histories=[hist],
-                     popularity=popularity_counts(histories, len(items.ids)), popularity_top=top,
+                     popularity=popularity, popularity_top=top,
                      ingest_times=items.ingested_at, now=now, titles=items.titles, kinds=items.kinds)
     used = len(hist.events) if hist is not None else 0
-    return UserRecommendations(name, recs[0], items, used, random_weight_notes(store))
+    return UserRecommendations(name, recs[0], items, used, notes)
 
 
-def random_weight_notes(store: CatalogStore) -> list[str]:
-    """One note per extractor the catalog was built with random weights."""
-    return [f"{e['preset']} ran on random weights: its {e['modality']} scores are meaningless"
-            for e in store.meta().get("extractors", []) if e.get("random_weights")]
+def random_weight_notes(store: CatalogStore, weights: str | dict[str, float] | None = None) -> list[str]:
+    """One note per extractor the catalog was built with random weights: it weighs 0 unless
+    the weights given name it."""
+    notes: list[str] = []
+    w = query_weights(store, weights, notes=notes)
+    return notes + [f"{e['preset']} ran on random weights: its {e['modality']} scores are meaningless"
+                    for e in store.meta().get("extractors", []) if e.get("random_weights")
+                    and w.get(e["modality"])]
 
 
 def _need(encode: TextEncoder | None) -> TextEncoder:
@@ -362,7 +409,8 @@ class BatchReport:
 
 def recommend_all_users(store: CatalogStore, out: str | Path, options: RecommendOptions, *,
                         encode: TextEncoder | None = None, user_config: UserVectorConfig | None = None,
-                        now: float | None = None) -> BatchReport:
+                        now: float | None = None,
+                        weights: str | dict[str, float] | None = None) -> BatchReport:
     """Top-k for every user with interactions, scored in batches by the kernels, written
     to a Parquet file: user_id, rank, item_id, path, score and one column per modality."""
     import pyarrow.parquet as pq
@@ -376,12 +424,13 @@ def recommend_all_users(store: CatalogStore, out: str | Path, options: Recommend
         raise ConfigError(f"no interactions in {store.path}: import them with `mmrec interactions import`")
     um = user_matrix(histories, items.vectors, layout, now, user_config,
                      _comment_vectors(histories, encode, layout))
+    users = layout.scale(um.vectors, query_weights(store, weights))  # random modalities weigh 0
     opts = replace(options, explain=False)
     hist = [histories[u] for u in um.user_ids]
-    idx, scores = rank(um.vectors, items.vectors, opts, histories=hist,
+    idx, scores = rank(users, items.vectors, opts, histories=hist,
                        popularity=popularity_counts(histories, len(items.ids)),
                        ingest_times=items.ingested_at, now=now)
-    parts = modality_scores(um.vectors, items.vectors, idx, layout)
+    parts = modality_scores(users, items.vectors, idx, layout)
     valid = idx >= 0
     user_col = np.repeat(np.array(um.user_ids, dtype=object), idx.shape[1]).reshape(idx.shape)
     rank_col = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)

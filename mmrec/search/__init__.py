@@ -25,10 +25,21 @@ from .nearest import (
     nearest_rows,
     nearest_segments,
 )
+from .spread import (
+    SPREAD_KEY,
+    balanced,
+    default_weights,
+    measure_spreads,
+    query_weights,
+    random_modalities,
+    record_spreads,
+    stored_spreads,
+)
 
 __all__ = [
     "DEFAULT_KIND", "EXACT_SEARCH_BELOW", "INDEX_KINDS", "MIN_INDEX_ROWS", "Hit", "IndexReport",
     "SearchResult", "Segment", "build_indexes", "calibrate_indexes", "check_where", "far_sketch",
     "index_entry", "nearest_ids", "nearest_items", "nearest_rows", "nearest_segments", "search_kind",
-    "vector_index_status",
+    "vector_index_status", "SPREAD_KEY", "balanced", "default_weights", "measure_spreads", "query_weights",
+    "random_modalities", "record_spreads", "stored_spreads",
 ]

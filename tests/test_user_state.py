@@ -1,0 +1,96 @@
+"""The user-state cache of a long-lived reader: served from memory while the interactions
+table stands still, refreshed where this store's own write touched, and read afresh when
+another process writes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mmrec.bench.query import build_catalog
+from mmrec.catalog.store import CatalogStore
+from mmrec.recommend.from_catalog import (
+    _state,
+    count_popularity_top,
+    record_events,
+    stored_interactions,
+    stored_rows,
+)
+from mmrec.recommend.interactions import Interaction
+from mmrec.recommend.state import UserState, popularity_by_item
+
+IDS = [f"{i:032x}" for i in range(50)]
+
+
+@pytest.fixture()
+def store(tmp_path) -> CatalogStore:
+    s = build_catalog(tmp_path / "cat.lance", 50, [("visual", 8), ("text", 8)])
+    now = time.time()
+    rows = [Interaction(f"u{u}", IDS[(u * 7 + j) % 50], "like" if j % 2 else "view", None, now - j, None)
+            for u in range(5) for j in range(4)]
+    s.add_interactions(stored_rows(rows, "test"))
+    return s
+
+
+class Counting:
+    """read_user that counts how often the store is read."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self.store, self.reads = store, 0
+
+    def __call__(self, user: str) -> list[Interaction]:
+        self.reads += 1
+        return stored_interactions(self.store, user=user)
+
+
+def test_history_is_read_once_while_the_table_stands_still(store):
+    reader = Counting(store)
+    state = UserState(store, reader)
+    first = state.history("u1")
+    assert len(first) == 4 and {r.user_id for r in first} == {"u1"}
+    assert state.history("u1") == first and reader.reads == 1
+    assert state.history("nobody") == [] and reader.reads == 2
+
+
+def test_own_write_refreshes_only_the_users_and_items_it_touched(store):
+    reader = Counting(store)
+    state = UserState(store, reader)
+    store.derived["user_state"] = state  # the cache record_events keeps up to date
+    for u in ("u1", "u2"):
+        state.history(u)
+    before = state.popularity(IDS)
+    report = record_events(store, [{"user_id": "u1", "item": IDS[40], "event": "like", "timestamp": time.time()}])
+    assert report.stored == 1
+    assert IDS[40] in {r.item_id for r in state.history("u1")}  # re-read: its write touched u1
+    state.history("u2")
+    assert reader.reads == 3  # u2 still came from memory
+    after = state.popularity(IDS)
+    assert after[IDS[40]] == before[IDS[40]] + 1
+    assert {k: v for k, v in after.items() if k != IDS[40]} == {k: v for k, v in before.items()
+                                                               if k != IDS[40]}
+
+
+def test_another_process_write_clears_the_cache(store):
+    state = UserState(store, Counting(store))
+    assert len(state.history("u3")) == 4
+    other = CatalogStore.open(store.path)  # a second handle: another process's import
+    other.add_interactions(stored_rows([Interaction("u3", IDS[44], "like", None, time.time(), None)], "x"))
+    assert IDS[44] in {r.item_id for r in state.history("u3")}
+    assert state.popularity([IDS[44]])[IDS[44]] >= 1
+
+
+def test_popularity_matches_a_full_count(store):
+    state = _state(store)
+    counts = state.popularity(IDS)
+    full = popularity_by_item(store.interaction_columns(["user_id", "item_id", "event", "value"]))
+    assert counts == {i: full.get(i, 0) for i in IDS}
+    assert max(counts.values()) == count_popularity_top(store)
+
+
+def test_events_resolve_only_their_own_keys(store):
+    """An event names its item by id or catalogued path; an unknown one is rejected by index."""
+    report = record_events(store, [{"user_id": "u9", "item": "/synthetic/3.mp4", "event": "like", "timestamp": 1.7e9},
+                                   {"user_id": "u9", "item": "no-such-item", "event": "like", "timestamp": 1.7e9}], partial=True)
+    assert report.stored == 1 and [r.line for r in report.rejected] == [1]
+    assert [r.item_id for r in stored_interactions(store, user="u9")] == [IDS[3]]
