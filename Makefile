@@ -35,7 +35,7 @@ install: tools $(STAMP)
 # Debian packages, checked on every run and installed by one apt-get call when missing:
 # ffmpeg always; chromium and chromium-driver only when the goals include `test` (the
 # page's browser tests drive /usr/bin/chromium through /usr/bin/chromedriver).
-APT_TOOLS ?= ffmpeg $(if $(filter test,$(MAKECMDGOALS)),chromium chromium-driver)
+APT_TOOLS ?= ffmpeg $(if $(filter test,$(MAKECMDGOALS)),chromium chromium-driver $(if $(shell command -v espeak-ng),,espeak-ng))
 
 tools:
 	@missing=$$(for t in $(APT_TOOLS); do case $$t in \
