@@ -16,11 +16,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test install tools ffmpeg lint lock clean
 
 demo: install
-	$(BIN)/mmrec samples $(DEMO_LIB)
+	$(BIN)/mmrec samples $(DEMO_LIB) --speech
 	$(BIN)/mmrec ingest $(DEMO_LIB) --db $(DEMO_DB) --preset $(DEMO_PRESET)
 	$(BIN)/mmrec query --db $(DEMO_DB) --text "football match goals" -k 5
 	$(BIN)/mmrec query --db $(DEMO_DB) --file $(DEMO_LIB)/pasta_night.mp4 -k 5
 	$(BIN)/mmrec query --db $(DEMO_DB) --text "relaxing sounds" --segments -k 5 --where "kind = 'audio'"
+	$(BIN)/mmrec query --db $(DEMO_DB) --text "how do volcanoes form" --segments -k 3
 	$(BIN)/mmrec stats --db $(DEMO_DB)
 	$(BIN)/mmrec interactions import $(DEMO_LIB)/interactions.csv --db $(DEMO_DB)
 	$(BIN)/mmrec recommend --db $(DEMO_DB) --user ana -k 3 --explain
@@ -33,15 +34,23 @@ test: install
 install: tools $(STAMP)
 
 # Debian packages, checked on every run and installed by one apt-get call when missing:
-# ffmpeg always; chromium and chromium-driver only when the goals include `test` (the
-# page's browser tests drive /usr/bin/chromium through /usr/bin/chromedriver).
-APT_TOOLS ?= ffmpeg $(if $(filter test,$(MAKECMDGOALS)),chromium chromium-driver $(if $(shell command -v espeak-ng),,espeak-ng))
+# ffmpeg and Tesseract with its English data always (ingest reads on-screen text), and
+# espeak-ng (the demo's and the tests' spoken clips) when it is not on PATH; chromium and
+# chromium-driver only when the goals include `test` (the page's browser tests drive
+# /usr/bin/chromium through /usr/bin/chromedriver), with Tesseract's Chinese data and a
+# small Chinese font (5 MB) for the on-screen Chinese text test.
+APT_TOOLS ?= ffmpeg tesseract-ocr tesseract-ocr-eng $(if $(shell command -v espeak-ng),,espeak-ng) \
+	$(if $(filter test,$(MAKECMDGOALS)),chromium chromium-driver tesseract-ocr-chi-sim fonts-wqy-microhei)
 
 tools:
 	@missing=$$(for t in $(APT_TOOLS); do case $$t in \
 		ffmpeg) command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || echo ffmpeg;; \
 		chromium) test -x /usr/bin/chromium || echo chromium;; \
 		chromium-driver) test -x /usr/bin/chromedriver || echo chromium-driver;; \
+		tesseract-ocr) command -v tesseract >/dev/null 2>&1 || echo tesseract-ocr;; \
+		tesseract-ocr-eng) tesseract --list-langs 2>/dev/null | grep -qx eng || echo $$t;; \
+		tesseract-ocr-chi-sim) tesseract --list-langs 2>/dev/null | grep -qx chi_sim || echo $$t;; \
+		fonts-wqy-microhei) fc-list :lang=zh file 2>/dev/null | grep -q . || echo $$t;; \
 		*) echo $$t;; \
 		esac; done); \
 	if [ -n "$$missing" ]; then \

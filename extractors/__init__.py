@@ -25,6 +25,7 @@ from .base import (
 )
 from .loading import (
     PresetStatus,
+    attach_sources,
     list_presets,
     list_sets,
     load_extractor,
@@ -35,6 +36,7 @@ from .loading import (
 from .presets import ExtractorSet, PresetCatalog, PresetInfo, WeightsSpec, presets
 from .registry import ExtractorRegistry, register_extractor, registry
 from .runtime import RuntimeOptions
+from .timed_text import SOURCES, TextSource, TimedText, Transcript, register_source
 from .weights import ResolvedWeights, parse_model_paths, resolve_weights
 
 if TYPE_CHECKING:
@@ -49,5 +51,6 @@ __all__ = [
     "RuntimeOptions", "SegmentVectors", "WeightsSpec", "embed_files", "embed_texts", "l2_normalize",
     "list_presets", "list_sets", "load_extractor", "load_extractor_set", "parse_model_paths",
     "pool_unit", "preset_status", "presets", "register_extractor", "registry",
-    "resolve_weights", "set_modalities",
+    "resolve_weights", "set_modalities", "SOURCES", "TextSource", "TimedText", "Transcript",
+    "attach_sources", "register_source",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -31,11 +31,16 @@ MODALITIES: tuple[Modality, ...] = ("visual", "audio", "text", "multilingual")
 
 @dataclass(frozen=True)
 class MediaItem:
-    """One file as an extractor sees it: its path, probe result and describing text."""
+    """One file as an extractor sees it: its path, probe result and describing text.
+
+    transcripts: what the set's text sources read from it (source name -> Transcript),
+    filled by the first text extractor that needs them, so each source runs once per file.
+    """
 
     path: str
     info: MediaInfo
     text: TextMeta | None = None
+    transcripts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,8 @@ class SegmentVectors:
             of the subtitle cues they cover, or 0..duration for whole-file text).
         vectors: float32 [n, dim], each row unit-norm.
         item_vector: float32 [dim], unit-norm pool of the segments.
-        labels: optional per-segment labels (e.g. "title", "subtitles") for text.
+        labels: optional per-segment labels (e.g. "title", "subtitles", "speech") for text.
+        texts: the text each segment embeds (text extractors; empty for media).
     """
 
     starts: np.ndarray
@@ -55,6 +61,7 @@ class SegmentVectors:
     vectors: np.ndarray
     item_vector: np.ndarray
     labels: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -82,6 +89,18 @@ class Extractor(ABC):
     fingerprint: str
     weights_source: str
     is_random: bool
+    text_sources: tuple[Any, ...] = ()  # TextSources whose cues a text extractor embeds too
+
+    @property
+    def ingest_fingerprint(self) -> str:
+        """What an ingested item's vectors depend on: the model's fingerprint and, for a text
+        extractor with sources, theirs (a new ASR model re-transcribes). A query only needs
+        `fingerprint`: sources change what was embedded, not how a query is."""
+        if not self.text_sources:
+            return self.fingerprint
+        from .fingerprint import combined
+
+        return combined(self.fingerprint, {s.name: s.fingerprint for s in self.text_sources})
 
     @classmethod
     def from_preset(
@@ -126,6 +145,7 @@ class Extractor(ABC):
             "config": dict(getattr(self, "preset_config", {})),
             "random_weights": self.is_random,
             "text_tower": self.has_text_tower,
+            "sources": {s.name: s.fingerprint for s in self.text_sources},
         }
 
 

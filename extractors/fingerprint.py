@@ -61,3 +61,9 @@ def fingerprint(
         sort_keys=True, default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def combined(base: str, parts: Mapping[str, str]) -> str:
+    """A fingerprint that changes when `base` or any named part's fingerprint changes."""
+    blob = json.dumps({"base": base, "parts": dict(parts)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

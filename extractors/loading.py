@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from mmrec.errors import WeightsNotFoundError
+from mmrec.errors import ConfigError, WeightsNotFoundError
+from mmrec.fusion import TEXT_MODALITIES
 
 from .base import Extractor, Modality
 from .presets import ExtractorSet, PresetCatalog, PresetInfo, presets
 from .registry import ExtractorRegistry, registry
 from .runtime import RuntimeOptions, import_transformers_without_sklearn
+from .timed_text import TextSource, build_sources
 from .weights import resolve_weights
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,30 @@ def load_extractor_set(
         for p, modality in set_modalities(name, cat).items()
         if modalities is None or modality in modalities
     ]
+
+
+def attach_sources(
+    extractors: Sequence[Extractor],
+    set_name: str,
+    *,
+    only: Collection[str] | None = None,
+    device: str | None = None,
+    catalog: PresetCatalog | None = None,
+) -> list[TextSource]:
+    """Build the set's text sources (speech, on-screen text; `only` keeps those named, () none)
+    and give them to its text extractors, whose segments and ingest fingerprints then cover
+    their transcripts. Ingest calls this; queries never need the sources' models."""
+    configs = (catalog or presets).get_set(set_name).sources
+    unknown = sorted(set(only or ()) - set(configs))
+    if unknown:
+        raise ConfigError(f"set {set_name!r} has no text source {', '.join(unknown)} "
+                          f"(it has: {', '.join(configs) or 'none'})")
+    chosen = {n: c for n, c in configs.items() if only is None or n in only}
+    sources = build_sources(chosen, RuntimeOptions(device, None, None))
+    for e in extractors:
+        if e.modality in TEXT_MODALITIES:
+            e.text_sources = tuple(sources)
+    return sources
 
 
 def set_modalities(name: str, catalog: PresetCatalog | None = None) -> dict[str, Modality]:

@@ -29,6 +29,7 @@ from .presets import PresetInfo, parse_config
 from .registry import register_extractor
 from .runtime import RuntimeOptions
 from .text import TextConfig, TextPrepared, text_segments
+from .timed_text import read_sources
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class MultilingualTextExtractor(Extractor):
         return len(prepared.texts)
 
     def prepare(self, item: MediaItem) -> TextPrepared:
-        return text_segments(item, item.text or read_text_meta(item.path, item.info), self.segment_config)
+        meta = item.text or read_text_meta(item.path, item.info)
+        return text_segments(item, meta, self.segment_config, read_sources(item, self.text_sources))
 
     def windows(self, text: str) -> list[tuple[str, int]]:
         """(window text, weight) of a text cut into windows of window_tokens pieces (BOS/EOS
@@ -182,7 +184,7 @@ class MultilingualTextExtractor(Extractor):
         for p in batch:
             own = vectors[offset : offset + len(p.texts)]
             offset += len(p.texts)
-            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels))
+            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels, tuple(p.texts)))
         return results
 
     def embed_text(self, texts: list[str]) -> np.ndarray:

@@ -33,6 +33,7 @@ class ItemResult:
     skipped: tuple[str, ...] = ()
     prepare_s: float = 0.0
     units: dict[str, int] = field(default_factory=dict)  # unit name ("frames") -> count
+    transcripts: dict[str, Any] = field(default_factory=dict)  # text source name -> Transcript
 
     @property
     def ok(self) -> bool:
@@ -130,7 +131,8 @@ def embed_files(
                 for ex in extractors:
                     _embed_group(ex, group)
                 for p in group:
-                    result = ItemResult(p.item, dict(p.prepared), p.errors, p.skipped, p.seconds, p.units)
+                    result = ItemResult(p.item, dict(p.prepared), p.errors, p.skipped, p.seconds, p.units,
+                                        dict(p.item.transcripts))
                     if progress is not None:
                         progress(result)
                     yield result

@@ -97,11 +97,13 @@ class PresetInfo:
 
 @dataclass(frozen=True)
 class ExtractorSet:
-    """A named list of presets loaded together."""
+    """A named list of presets loaded together, and the text sources (speech, on-screen
+    text) whose transcripts its text extractors embed: {source name: options}."""
 
     name: str
     presets: tuple[str, ...]
     description: str = ""
+    sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class PresetCatalog:
@@ -120,7 +122,8 @@ class PresetCatalog:
                     data = json.loads(path.read_text(encoding="utf-8"))
                     if data.get("kind") == "set":
                         self._sets[data["name"]] = ExtractorSet(
-                            data["name"], tuple(data["presets"]), data.get("description", "")
+                            data["name"], tuple(data["presets"]), data.get("description", ""),
+                            dict(data.get("sources", {})),
                         )
                     else:
                         p = PresetInfo.from_json(data, str(path))

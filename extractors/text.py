@@ -23,6 +23,7 @@ from .fingerprint import fingerprint, weights_digest
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
 from .runtime import RuntimeOptions, bind_common, inference
+from .timed_text import TimedText, Transcript, read_sources
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,11 @@ class TextPrepared:
     ends: np.ndarray
 
 
-def chunk_cues(cues: Sequence[Cue], max_words: int, max_s: float) -> list[tuple[float, float, str]]:
+def chunk_cues(cues: Sequence[Cue | TimedText], max_words: int,
+               max_s: float) -> list[tuple[float, float, str]]:
     """Group consecutive subtitle cues into (start, end, text) chunks of bounded size."""
     chunks: list[tuple[float, float, str]] = []
-    group: list[Cue] = []
+    group: list[Cue | TimedText] = []
     words = 0
     for cue in cues:
         n = len(cue.text.split())
@@ -74,8 +76,10 @@ def chunk_cues(cues: Sequence[Cue], max_words: int, max_s: float) -> list[tuple[
     return chunks
 
 
-def text_segments(item: MediaItem, meta: TextMeta, cfg: TextConfig) -> TextPrepared:
-    """Title, description (+tags, music tags) and subtitle-chunk segments of one file."""
+def text_segments(item: MediaItem, meta: TextMeta, cfg: TextConfig,
+                  transcripts: Sequence[Transcript] = ()) -> TextPrepared:
+    """Title, description (+tags, music tags), subtitle-chunk segments of one file, and the
+    chunks of what its text sources read (speech, on-screen text), with their times."""
     duration = float(item.info.duration or 0.0)
     segments: list[tuple[str, str, float, float]] = []
     if meta.title:
@@ -88,6 +92,9 @@ def text_segments(item: MediaItem, meta: TextMeta, cfg: TextConfig) -> TextPrepa
         segments.append(("description", desc, 0.0, duration))
     for start, end, t in chunk_cues(meta.subtitles, cfg.subtitle_chunk_words, cfg.subtitle_chunk_s):
         segments.append(("subtitles", t, start, end))
+    for tr in transcripts:
+        for start, end, t in chunk_cues(tr.cues, cfg.subtitle_chunk_words, cfg.subtitle_chunk_s):
+            segments.append((tr.source, t, start, end))
     return TextPrepared(
         item,
         tuple(s[0] for s in segments),
@@ -137,7 +144,8 @@ class TextExtractor(Extractor):
         return len(prepared.texts)
 
     def prepare(self, item: MediaItem) -> TextPrepared:
-        return text_segments(item, item.text or read_text_meta(item.path, item.info), self.config)
+        meta = item.text or read_text_meta(item.path, item.info)
+        return text_segments(item, meta, self.config, read_sources(item, self.text_sources))
 
     def chunk_tokens(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         """Overlapping token windows of each text (special tokens included) and their owners."""
@@ -179,7 +187,7 @@ class TextExtractor(Extractor):
         for p in batch:
             own = vectors[offset : offset + len(p.texts)]
             offset += len(p.texts)
-            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels))
+            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels, tuple(p.texts)))
         return results
 
     def embed_text(self, texts: list[str]) -> np.ndarray:

@@ -9,12 +9,16 @@ extractors; a set names the ones it runs and their options.
 
 from __future__ import annotations
 
+import importlib
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mmrec.errors import ExtractorError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .base import MediaItem
@@ -87,3 +91,42 @@ def register_source(cls: type[TextSource]) -> type[TextSource]:
         raise ExtractorError(f"text source {name!r} is already registered by {SOURCES[name].__qualname__}")
     SOURCES[name] = cls
     return cls
+
+
+# Built-in sources live in their own modules, imported only when a set names them (each
+# brings an engine: faster-whisper, Tesseract).
+BUILTIN = {"speech": "mmrec.extractors.speech", "screen": "mmrec.extractors.screen_text"}
+
+
+def source_class(name: str) -> type[TextSource]:
+    """The TextSource class registered under name (a built-in is imported on first use)."""
+    if name not in SOURCES and name in BUILTIN:
+        importlib.import_module(BUILTIN[name])
+    if name not in SOURCES:
+        raise ExtractorError(f"unknown text source {name!r}; known sources: "
+                             f"{', '.join(sorted(set(SOURCES) | set(BUILTIN)))}")
+    return SOURCES[name]
+
+
+def build_sources(configs: Mapping[str, Mapping[str, Any]], runtime: RuntimeOptions) -> list[TextSource]:
+    """The sources of a set ({name: options}), in its order."""
+    return [source_class(name).from_config(dict(cfg or {}), runtime) for name, cfg in configs.items()]
+
+
+def read_sources(item: MediaItem, sources: Sequence[TextSource]) -> list[Transcript]:
+    """The item's transcripts from these sources, each read once per file (kept on the item).
+
+    A source that fails on a file logs one line naming the file and the reason and gives an
+    empty transcript: the title, description and subtitles are still embedded."""
+    for source in sources:
+        if source.name in item.transcripts:
+            continue
+        if not source.applies_to(item):  # e.g. no picture to read: None, not an empty read
+            item.transcripts[source.name] = None
+            continue
+        try:
+            item.transcripts[source.name] = source.read(item)
+        except Exception as e:  # one file's bad stream never stops its text or the batch
+            log.warning("%s: %s text not read: %s", item.path, source.name, e)
+            item.transcripts[source.name] = Transcript(source.name)
+    return [t for s in sources if (t := item.transcripts[s.name]) is not None]

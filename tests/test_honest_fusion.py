@@ -31,7 +31,8 @@ def topic_vectors(rng: np.random.Generator, topic: np.ndarray) -> dict[str, np.n
     noise = {m: rng.standard_normal((N, d)) for m, d in DIMS.items()}
     common = rng.standard_normal(DIMS["audio"])
     return {
-        "visual": unit(rng.standard_normal((TOPICS // 2, DIMS["visual"]))[topic // 2] + 0.8 * noise["visual"]),
+        "visual": unit(rng.standard_normal((TOPICS // 2, DIMS["visual"]))[topic // 2]
+                       + 0.8 * noise["visual"]),
         "audio": unit(4.0 * common + rng.standard_normal((10, DIMS["audio"]))[topic % 10]
                       + 0.5 * noise["audio"]),
         "text": unit(0.3 * rng.standard_normal((TOPICS, DIMS["text"]))[topic] + noise["text"]),

@@ -60,7 +60,8 @@ def test_own_write_refreshes_only_the_users_and_items_it_touched(store):
     for u in ("u1", "u2"):
         state.history(u)
     before = state.popularity(IDS)
-    report = record_events(store, [{"user_id": "u1", "item": IDS[40], "event": "like", "timestamp": time.time()}])
+    event = {"user_id": "u1", "item": IDS[40], "event": "like", "timestamp": time.time()}
+    report = record_events(store, [event])
     assert report.stored == 1
     assert IDS[40] in {r.item_id for r in state.history("u1")}  # re-read: its write touched u1
     state.history("u2")
@@ -90,7 +91,8 @@ def test_popularity_matches_a_full_count(store):
 
 def test_events_resolve_only_their_own_keys(store):
     """An event names its item by id or catalogued path; an unknown one is rejected by index."""
-    report = record_events(store, [{"user_id": "u9", "item": "/synthetic/3.mp4", "event": "like", "timestamp": 1.7e9},
-                                   {"user_id": "u9", "item": "no-such-item", "event": "like", "timestamp": 1.7e9}], partial=True)
+    events = [{"user_id": "u9", "item": "/synthetic/3.mp4", "event": "like", "timestamp": 1.7e9},
+              {"user_id": "u9", "item": "no-such-item", "event": "like", "timestamp": 1.7e9}]
+    report = record_events(store, events, partial=True)
     assert report.stored == 1 and [r.line for r in report.rejected] == [1]
     assert [r.item_id for r in stored_interactions(store, user="u9")] == [IDS[3]]

@@ -1,7 +1,8 @@
 """`extract` benchmark: model throughput of each extractor on synthetic inputs (no decoding).
 
 Frames/s (CLIP image tower), audio windows/s (CLAP audio tower, 10 s windows) and texts/s
-(MiniLM), over a batch-size sweep, and on CUDA over fp32/fp16/bf16. Real-size
+(MiniLM), over a batch-size sweep, and on CUDA over fp32/fp16/bf16; then the text sources
+(speech: audio s/s; on-screen text: frames/s; decoding included, see bench/sources.py). Real-size
 architectures (ViT-B-32, CLAP HTSAT, MiniLM-L6) run on random weights when the real ones
 are not on this machine: throughput depends on the architecture, not on the weights.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from mmrec.errors import MmrecError
 
 from .common import Report, measure
+from .sources import source_rows
 
 log = logging.getLogger(__name__)
 FULL = ("clip-vit-b-32", "clap-htsat", "minilm")
@@ -118,6 +120,11 @@ def run(quick: bool, out: Path, device: str) -> dict[str, Any]:
             except Exception as e:  # noqa: BLE001 - one extractor failing must not lose the others
                 log.warning("extract benchmark of %s failed: %s", name, e)
                 rep.notes.append(f"{name}: not measured ({type(e).__name__}: {e})")
+        try:
+            source_rows(rep, device, quick, tmp)
+        except Exception as e:  # noqa: BLE001 - a missing tool must not lose the model rows
+            log.warning("text source benchmark failed: %s", e)
+            rep.notes.append(f"text sources: not measured ({type(e).__name__}: {e})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _goals(rep, device)
@@ -158,6 +165,8 @@ def _goals(rep: Report, device: str) -> None:
 def _plot(ax: Any, rows: list[dict]) -> None:
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
+        if r["batch"] == "-":  # text sources: one figure each, in the table only
+            continue
         series.setdefault(f"{r['preset']} {r['precision']} ({r['unit']})", []).append(
             (r["batch"], r["items_per_s"]))
     for label, pts in sorted(series.items()):

@@ -19,7 +19,9 @@ def _span(segment: Any) -> str:
     if segment is None:
         return ""
     label = f" ({segment.label})" if segment.label else ""
-    return f"{segment.start:.1f}-{segment.end:.1f}s {segment.modality}{label}"
+    words = segment.text if segment.label != "title" else None  # a title is in the path column
+    said = f" “{words[:48]}…”" if words and len(words) > 48 else (f" “{words}”" if words else "")
+    return f"{segment.start:.1f}-{segment.end:.1f}s {segment.modality}{label}{said}"
 
 
 def hits_table(hits: list[Any], title: str) -> Table:

@@ -14,10 +14,15 @@ from mmrec.commands.console import console
 @click.option("--overwrite", is_flag=True, help="Regenerate files that already exist.")
 @click.option("--broken/--no-broken", default=True, show_default=True,
               help="Also write a truncated download, to show how bad input is reported.")
-def samples_command(directory: Path, overwrite: bool, broken: bool) -> None:
+@click.option("--speech/--no-speech", default=False, show_default=True,
+              help="Also write a lecture whose topic is only spoken (needs espeak-ng).")
+def samples_command(directory: Path, overwrite: bool, broken: bool, speech: bool) -> None:
     """Generate a sample library of videos, audio files and sidecar text with ffmpeg."""
     from mmrec.media import make_sample_library, write_sample_interactions
+    from mmrec.media.samples import make_spoken_sample
 
     paths = make_sample_library(directory, overwrite=overwrite, include_broken=broken)
+    if speech:
+        paths.append(make_spoken_sample(directory, overwrite=overwrite))
     interactions = write_sample_interactions(directory)
     console.print(f"{len(paths)} sample files in {directory}, user interactions in {interactions}")

@@ -36,6 +36,8 @@ def stats_command(db: Path | None, show_errors: bool, as_json: bool) -> None:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(stats["by_kind"].items()))
     table.add_row("items", f"{stats['items']}" + (f" ({kinds})" if kinds else ""))
     table.add_row("segments", str(stats["segments"]))
+    table.add_row("text read from media", f"speech in {stats.get('with_transcript', 0)} items, "
+                                          f"on-screen text in {stats.get('with_screen_text', 0)}")
     table.add_row("errors", str(stats["errors"]) + ("" if show_errors or not stats["errors"]
                                                    else "  (list them with --errors)"))
     table.add_row("preset", str(stats["preset"]))

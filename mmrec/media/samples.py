@@ -127,6 +127,23 @@ def make_sample_library(
     return paths
 
 
+SPOKEN_NAME = "lecture_three.mp4"
+
+
+def make_spoken_sample(directory: str | Path, overwrite: bool = False) -> Path:
+    """A lecture whose topic is only spoken (espeak-ng), never in its title or sidecar: what a
+    query finds through the speech transcript alone."""
+    from mmrec.media.speech_samples import make_spoken_clip
+
+    out = Path(directory) / SPOKEN_NAME
+    if overwrite or not out.exists():
+        make_spoken_clip(out, [(2.0, "volcanoes form where hot magma rises through the earth's crust")],
+                         9.0, video=True)
+        sidecar = {"title": "Lecture three", "description": "Recorded in room B.", "tags": ["lecture"]}
+        out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
 INTERACTIONS_NAME = "interactions.csv"
 
 # Sample users, each with a taste: (user, [(sample, event, value, comment)], in time order).

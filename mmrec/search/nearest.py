@@ -19,10 +19,12 @@ class Segment:
     modality: str
     label: str = ""
     seg_id: str = ""
+    text: str | None = None  # a text segment's words (a title, subtitles, speech, screen text)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Segment:
-        return cls(row["start"], row["end"], row["modality"], row["label"] or "", row["seg_id"])
+        return cls(row["start"], row["end"], row["modality"], row["label"] or "", row["seg_id"],
+                   row.get("text"))
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,16 @@ def nearest_segments(
     where: str | None = None,
     exclude: tuple[str, ...] = (),
     exact: bool | None = None,
+    modalities: tuple[str, ...] | None = None,
 ) -> list[Hit]:
     """Top-k moments: segments ranked by query · segment vector (several may share a file).
 
     `where` filters on item columns; it is resolved to the matching item ids first.
+    `modalities`: only segments of these (those the query weighs: the others score 0).
     """
     preds = [f"item_id NOT IN ({sql_list(exclude)})"] if exclude else []
+    if modalities is not None:
+        preds.append(f"modality IN ({sql_list(modalities)})")
     if where:
         ids = [r["id"] for r in _checked_rows(
             store.items.search().where(where).select(["id"]).limit(None), where)]
