@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/mmrec query --db $(DEMO_DB) --text "football match goals" -k 5
 	$(BIN)/mmrec query --db $(DEMO_DB) --file $(DEMO_LIB)/pasta_night.mp4 -k 5
 	$(BIN)/mmrec query --db $(DEMO_DB) --text "relaxing sounds" --segments -k 5 --where "kind = 'audio'"
-	$(BIN)/mmrec query --db $(DEMO_DB) --text "how do volcanoes form" --segments -k 3
+	$(BIN)/mmrec query --db $(DEMO_DB) --text "where does honey come from" --segments -k 3
 	$(BIN)/mmrec stats --db $(DEMO_DB)
 	$(BIN)/mmrec interactions import $(DEMO_LIB)/interactions.csv --db $(DEMO_DB)
 	$(BIN)/mmrec recommend --db $(DEMO_DB) --user ana -k 3 --explain

@@ -169,9 +169,10 @@ def tidy(text: str) -> str:
 
 
 def _useful(word: str, confidence: float) -> bool:
-    """A word that makes its line worth keeping: four letters or digits, or a confident
-    short word (three, or two CJK characters). Texture is read as short junk words."""
-    n = sum(ch.isalnum() for ch in word)
+    """A word that makes its line worth keeping: four letters, or a confident short word
+    (three letters, or two CJK characters). Texture is read as short junk words, and a line
+    of digits alone (a timecode, a frame counter) says nothing a text query could ask for."""
+    n = sum(ch.isalpha() for ch in word)
     short = n >= 3 or sum(_is_cjk(ch) for ch in word) >= 2
     return n >= 4 or (short and confidence >= SHORT_WORD_CONFIDENCE)
 

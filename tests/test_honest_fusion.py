@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from mmrec import Catalog
-from mmrec.catalog import CatalogStore, items_schema
+from mmrec.catalog import TRANSCRIPT_FIELDS, CatalogStore, items_schema
 from mmrec.fusion import FusionLayout
 from mmrec.search import balanced, default_weights, measure_spreads, record_spreads
 
@@ -53,6 +53,7 @@ def make_catalog(path, vectors: dict[str, np.ndarray], random: set[str] = frozen
         "fused": pa.FixedSizeListArray.from_arrays(pa.array(fused.ravel()), fused.shape[1]),
         "fingerprints": ["{}"] * N,
         "ingested_at": pa.array([datetime.now(UTC)] * N, pa.timestamp("us", tz="UTC")),
+        **{f.name: pa.nulls(N, f.type) for f in TRANSCRIPT_FIELDS},
     }, schema=items_schema(layout)))
     store.set_meta({"extractors": [{"modality": m, "preset": f"synthetic-{m}", "random_weights": m in random}
                                    for m in DIMS]})

@@ -77,7 +77,7 @@ def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str
     """A catalog of n synthetic items in the layout dims [(modality, dim)], drawn by DATA_MODELS[data]."""
     import pyarrow as pa
 
-    from mmrec.catalog import CatalogStore, items_schema
+    from mmrec.catalog import TRANSCRIPT_FIELDS, CatalogStore, items_schema
     from mmrec.fusion import FusionLayout
 
     layout = FusionLayout.from_dims([(m, f"synthetic-{m}", d) for m, d in dims])
@@ -98,6 +98,7 @@ def build_catalog(path: Path, n: int, dims: Sequence[tuple[str, int]], data: str
             "fingerprints": ["{}"] * rows,
             "ingested_at": pa.array([datetime.now(UTC)] * rows, pa.timestamp("us", tz="UTC")),
         }
+        cols.update({f.name: pa.nulls(rows, f.type) for f in TRANSCRIPT_FIELDS})
         store.items.add(pa.table(cols, schema=items_schema(layout)))
     return store
 

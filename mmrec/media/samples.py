@@ -137,8 +137,8 @@ def make_spoken_sample(directory: str | Path, overwrite: bool = False) -> Path:
 
     out = Path(directory) / SPOKEN_NAME
     if overwrite or not out.exists():
-        make_spoken_clip(out, [(2.0, "volcanoes form where hot magma rises through the earth's crust")],
-                         9.0, video=True)
+        make_spoken_clip(out, [(2.0, "today we learn how honey bees make honey from the nectar of flowers")],
+                         10.0, video=True, rate=140)
         sidecar = {"title": "Lecture three", "description": "Recorded in room B.", "tags": ["lecture"]}
         out.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     return out
