@@ -88,13 +88,20 @@ def _ingester(preset: str, device: str, lib: Path, tmp: Path) -> Any:
 
 
 def run(quick: bool, out: Path, device: str, library: Path | None = None,
-        preset: str | None = None) -> dict[str, Any]:
+        preset: str | None = None, engine: str = "local",
+        ray_workers: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
     """Ingest the library (a warm-up run, then 1 or 3 timed runs); write ingest.json/.png.
 
     preset: an extractor set (default offline-tiny), or "default-random" for the default
     set's real-size architectures (random weights where the real ones are absent).
+    engine "ray": the Ray engine at each of ray_workers (mmrec.bench.ingest_ray).
     """
     from mmrec.catalog import IngestOptions
+
+    if engine == "ray":
+        from .ingest_ray import run as run_ray
+
+        return run_ray(quick, out, device, library, preset, ray_workers)
 
     rep = Report("ingest", device, quick)
     lib = media_library(out, library, quick)

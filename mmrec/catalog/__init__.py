@@ -11,7 +11,18 @@ from typing import TYPE_CHECKING
 
 from mmrec.lazy import lazy_attributes
 
-from .ingest import IngestOptions, IngestSummary, content_hash, ingest_directory
+from .ingest import (
+    FileFailure,
+    IngestOptions,
+    IngestSummary,
+    collect_file,
+    content_hash,
+    finish_ingest,
+    ingest_directory,
+    kept_row,
+    plan_files,
+    skip_known,
+)
 from .lock import CatalogBusyError, write_lock
 from .scan import iter_media_files
 from .store import (
@@ -22,6 +33,7 @@ from .store import (
     db_path,
     fs_path,
     items_schema,
+    segments_table,
     sql_list,
     sql_str,
     vector_column,
@@ -54,6 +66,8 @@ __all__ = [
     "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path", "fs_path",
     "ingest_directory", "items_schema", "iter_media_files", "sql_list", "sql_str", "vector_column",
     "vector_matrix", "write_lock",
+    # the steps of ingest_directory that mmrec.distributed's engine runs too (one code path)
+    "FileFailure", "collect_file", "finish_ingest", "kept_row", "plan_files", "segments_table", "skip_known",
     "ThumbFailure", "ThumbReport", "ThumbnailIdError", "ThumbnailNotFoundError", "build_thumbnails",
     "ensure_thumbnail", "prune_thumbnails", "remove_orphan_thumbnails", "remove_thumbnails",
     "thumb_path", "thumbs_root",

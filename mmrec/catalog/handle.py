@@ -144,7 +144,9 @@ class Catalog:
     def ingest(self, directory: str | Path, *, preset: str | None = None,
                only: Sequence[str] | None = None, options: IngestOptions | None = None,
                progress: ProgressFn = _noop,
-               should_stop: Callable[[], bool] = lambda: False) -> IngestSummary:
+               should_stop: Callable[[], bool] = lambda: False, engine: str = "local",
+               address: str | None = None, gpus_per_worker: float | None = None,
+               ray_workers: int | None = None) -> IngestSummary:
         """Ingest every media file under directory (unchanged files are skipped).
 
         Args:
@@ -156,6 +158,10 @@ class Catalog:
             progress: called with (event, data) as files are planned, embedded or fail,
                 and ("thumbnails", {"total": n}) before the posters are made.
             should_stop: polled between files; True stops the run cleanly (see ingest_directory).
+            engine: "local" (this process), or "ray": the same ingest on a Ray cluster
+                (mmrec.distributed, docs/scale-out.md; needs `pip install 'mmrec[ray]'`), at
+                `address` (None: a local instance, "auto", "HOST:PORT") with `ray_workers`
+                embed actors of `gpus_per_worker` GPUs each (None: from the cluster).
 
         One ingest writes to a catalog at a time (CatalogBusyError otherwise); queries
         can run meanwhile and see the last committed batch. Then, with the lock released,
@@ -164,11 +170,12 @@ class Catalog:
         """
         if not Path(directory).exists():
             raise ConfigError(f"{directory}: no such file or directory to ingest")
+        run = _ingest_engine(engine, lambda: str(self._preset), self._load_kwargs, address,
+                             gpus_per_worker, ray_workers)
         with write_lock(self.path):
             extractors = self.extractors(preset)
             store = self._store_for(extractors)
-            summary = ingest_directory(store, _subset(extractors, only), directory, options, progress,
-                                       should_stop)
+            summary = run(store, _subset(extractors, only), directory, options, progress, should_stop)
             store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
             if summary.item_ids:
                 record_spreads(store)  # the query weights' scale (mmrec.search.spread)
@@ -342,12 +349,25 @@ class Catalog:
                                   encode=self.text_encoder(store, preset), user_config=user_config)
 
     def recommend_all(self, out: str | Path, *, k: int = 10, options: RecommendOptions | None = None,
-                      user_config: UserVectorConfig | None = None) -> BatchReport:
-        """Top-k for every user with interactions, batched through the kernels, to Parquet."""
+                      user_config: UserVectorConfig | None = None, engine: str = "local",
+                      address: str | None = None, ray_workers: int | None = None) -> BatchReport:
+        """Top-k for every user with interactions, batched through the kernels, to Parquet.
+
+        engine "ray" ranks blocks of users on a Ray cluster (`address`; 2 x `ray_workers`
+        blocks, default from its CPUs): `out` is then a directory of Parquet parts, or a Lance
+        dataset when it ends in .lance (mmrec.distributed.recommend)."""
+        write = None
+        if engine == "ray":
+            from mmrec.distributed import RayOptions, ray_rows_writer
+
+            write = ray_rows_writer(RayOptions(address, None, ray_workers))
+        elif engine != "local":
+            raise ConfigError(f"engine {engine!r}: use 'local' or 'ray'")
         store = self._open()
         opts = replace(options or RecommendOptions(), k=_positive_k(k))
         return recommend_all_users(store, out, opts, encode=self.text_encoder(store),
-                                   user_config=user_config)
+                                   user_config=user_config, write=write)
+
 
     def evaluate(self, interactions: str | Path, *, k: int = 10, holdout: str = "last",
                  options: RecommendOptions | None = None,
@@ -384,6 +404,19 @@ def _positive_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ConfigError(f"k must be a positive whole number, got {k!r}")
     return k
+
+
+def _ingest_engine(engine: str, set_name: Callable[[], str], load: dict[str, Any], address: str | None,
+                   gpus_per_worker: float | None, workers: int | None) -> Callable[..., IngestSummary]:
+    """ingest_directory, or for engine "ray" its Ray twin (Ray is imported only then)."""
+    if engine == "local":
+        return ingest_directory
+    if engine != "ray":
+        raise ConfigError(f"engine {engine!r}: use 'local' or 'ray'")
+    from mmrec.distributed import RayOptions, ray_ingester
+
+    return ray_ingester(set_name, {k: v for k, v in load.items() if k != "device"},
+                        RayOptions(address, gpus_per_worker, workers))
 
 
 def _subset(extractors: list[Any], only: Sequence[str] | None) -> list[Any]:

@@ -100,8 +100,8 @@ class _Plan:
     known: dict[str, dict[str, Any]]  # the store's file index when the run started
 
 
-def _plan(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: dict[str, str],
-          summary: IngestSummary) -> _Plan:
+def plan_files(store: CatalogStore, root: str | Path, recursive: bool, fingerprints: dict[str, str],
+               summary: IngestSummary) -> _Plan:
     """Walk root; a file whose (path, size, mtime) and fingerprints match is unchanged."""
     known = store.file_index()
     files = [p.resolve() for p in iter_media_files(root, recursive)]
@@ -175,7 +175,7 @@ def ingest_directory(
     summary = IngestSummary(random_weights=[e.preset for e in extractors if e.is_random])
     fingerprints = {e.modality: e.fingerprint for e in extractors}
     timings = {"scan": 0.0, "hash_probe": 0.0, "decode": 0.0, "embed": 0.0, "write": 0.0}
-    plan = _plan(store, root, options.recursive, fingerprints, summary)
+    plan = plan_files(store, root, options.recursive, fingerprints, summary)
     known = plan.known
     timings["scan"] = time.perf_counter() - t0
     progress("planned", {"total": len(plan.todo), "unchanged": summary.unchanged})
@@ -195,16 +195,7 @@ def ingest_directory(
             try:
                 item_id = content_hash(path)
                 key = db_path(path)
-                prev = known.get(key)
-                if prev and prev["id"] == item_id and _fingerprints_match(prev, fingerprints):
-                    summary.unchanged += 1  # touched, but the same bytes
-                    progress("unchanged", {"path": key})
-                    continue
-                twin = by_id.get(item_id)
-                if twin is not None and twin != key and Path(fs_path(twin)).exists():
-                    # One item per content: a copy is reported, not embedded twice.
-                    summary.duplicates.append((key, twin))
-                    progress("duplicate", {"path": key, "of": twin})
+                if skip_known(key, item_id, known, by_id, fingerprints, summary, progress):
                     continue
                 info = probe(path)
                 text = read_text_meta(path, info)
@@ -235,9 +226,9 @@ def ingest_directory(
             prev = known.get(db_path(result.item.path))
             if prev and prev["id"] != item_id:
                 replaced.add(prev["id"])  # the path's old content: store.write deletes its row
-            kept = _kept_row(store, prev, item_id, fingerprints)
-            _collect(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
-                     progress)
+            kept = kept_row(store, prev, item_id, fingerprints)
+            collect_file(result, item_id, st, store.layout, extractors, kept, writer, summary, fail,
+                         progress)
         else:
             summary.interrupted = True
     except KeyboardInterrupt:
@@ -245,6 +236,34 @@ def ingest_directory(
     results.close()
     writer.flush()
     timings["write"] = writer.seconds
+    finish_ingest(store, root, plan, summary, options, replaced)
+    summary.timings = timings
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def skip_known(key: str, item_id: str, known: dict[str, dict[str, Any]], by_id: dict[str, str],
+               fingerprints: dict[str, str], summary: IngestSummary, progress: ProgressFn) -> bool:
+    """Whether a hashed file needs no embedding (counted and reported here): its stored row
+    has these bytes and fingerprints, or another existing path holds the same bytes."""
+    prev = known.get(key)
+    if prev and prev["id"] == item_id and _fingerprints_match(prev, fingerprints):
+        summary.unchanged += 1  # touched, but the same bytes
+        progress("unchanged", {"path": key})
+        return True
+    twin = by_id.get(item_id)
+    if twin is not None and twin != key and Path(fs_path(twin)).exists():
+        # One item per content: a copy is reported, not embedded twice.
+        summary.duplicates.append((key, twin))
+        progress("duplicate", {"path": key, "of": twin})
+        return True
+    return False
+
+
+def finish_ingest(store: CatalogStore, root: str | Path, plan: _Plan, summary: IngestSummary,
+                  options: IngestOptions, replaced: set[str]) -> None:
+    """After the last write (either engine): store the failures, prune files gone from root
+    and orphan segments (not after an interruption), drop thumbnails of ids no longer stored."""
     for f in summary.failed:
         store.record_error(f.path, f.stage, f.error, f.message)
     if options.prune_missing and not summary.interrupted:
@@ -254,12 +273,9 @@ def ingest_directory(
     if not summary.interrupted:
         store.delete_orphan_segments()  # left by a run killed between its two writes
     prune_thumbnails(store, replaced)  # those no longer in the catalog (an id embedded again stays)
-    summary.timings = timings
-    summary.seconds = time.perf_counter() - t0
-    return summary
 
 
-def _kept_row(store: CatalogStore, prev: dict[str, Any] | None, item_id: str,
+def kept_row(store: CatalogStore, prev: dict[str, Any] | None, item_id: str,
               running: dict[str, str]) -> dict[str, Any] | None:
     """The stored row of the same content, when this run embeds only some modalities
     (--extractors): the others' vectors and fingerprints are kept, not lost."""
@@ -271,10 +287,11 @@ def _kept_row(store: CatalogStore, prev: dict[str, Any] | None, item_id: str,
     return rows[0] if rows else None
 
 
-def _collect(result: Any, item_id: str, st: os.stat_result, layout: Any, extractors: Sequence[Any],
-             kept: dict[str, Any] | None, writer: _Writer, summary: IngestSummary,
-             fail: Callable[..., None], progress: ProgressFn) -> None:
-    """One file's extractor results (plus kept modalities) -> an item record and segments."""
+def collect_file(result: Any, item_id: str, st: os.stat_result, layout: Any, extractors: Sequence[Any],
+                 kept: dict[str, Any] | None, writer: Any, summary: IngestSummary,
+                 fail: Callable[..., None], progress: ProgressFn) -> None:
+    """One file's extractor results (plus kept modalities) -> an item record and segments,
+    handed to writer.add (both engines: mmrec.distributed runs it on its embed workers)."""
     item = result.item
     by_name = {e.name: e for e in extractors}
     vectors: dict[str, np.ndarray | None] = {}

@@ -76,6 +76,17 @@ def segments_schema(layout: FusionLayout) -> pa.Schema:
     ])
 
 
+def segments_table(layout: FusionLayout, segments: list[SegmentRecord]) -> pa.Table:
+    """Segment records as rows of the segments table (also built on mmrec.distributed's
+    workers, which write them as Lance fragments)."""
+    rows = [{
+        "seg_id": f"{s.item_id}:{s.modality}:{s.index}", "item_id": s.item_id,
+        "modality": s.modality, "start": s.start, "end": s.end, "label": s.label,
+        "vector": s.vector.astype(np.float32),
+    } for s in segments]
+    return pa.Table.from_pylist(rows, schema=segments_schema(layout))
+
+
 ERRORS_SCHEMA = pa.schema([
     pa.field("path", pa.string(), nullable=False),
     pa.field("stage", pa.string()),
@@ -245,11 +256,18 @@ class CatalogStore:
         modalities removed, all modalities by default), then the item rows."""
         if not items:
             return
-        ids = sql_list(i.id for i in items)
-        only = f" AND modality IN ({sql_list(modalities)})" if modalities else ""
-        self.segments.delete(f"item_id IN ({ids}){only}")
+        self.delete_segments([i.id for i in items], modalities)
         if segments:
             self.segments.add(self._segments_table(segments))
+        self.upsert_items(items)
+
+    def delete_segments(self, ids: list[str], modalities: tuple[str, ...] | None = None) -> None:
+        """Delete these items' segments of these modalities (all by default)."""
+        only = f" AND modality IN ({sql_list(modalities)})" if modalities else ""
+        self.segments.delete(f"item_id IN ({sql_list(ids)}){only}")
+
+    def upsert_items(self, items: list[ItemRecord]) -> None:
+        """Upsert item rows by id: the commit marker, so their segments are written first."""
         table = self._items_table(items)
         # on_bad_vectors="null": a missing modality is a legitimate null vector.
         (self.items.merge_insert("id").when_matched_update_all()
@@ -275,12 +293,7 @@ class CatalogStore:
         return pa.Table.from_pylist(rows, schema=items_schema(self.layout))
 
     def _segments_table(self, segments: list[SegmentRecord]) -> pa.Table:
-        rows = [{
-            "seg_id": f"{s.item_id}:{s.modality}:{s.index}", "item_id": s.item_id,
-            "modality": s.modality, "start": s.start, "end": s.end, "label": s.label,
-            "vector": s.vector.astype(np.float32),
-        } for s in segments]
-        return pa.Table.from_pylist(rows, schema=segments_schema(self.layout))
+        return segments_table(self.layout, segments)
 
     def delete_where(self, predicate: str) -> int:
         """Delete items (and their segments) matching an SQL predicate; returns the count."""

@@ -81,9 +81,19 @@ def extract_cmd(quick: bool, out: Path, device: str | None) -> None:
 @click.option("--preset", default=None,
               help="Extractor set (default: offline-tiny); default-random: the default set's real-size "
                    "models, random weights where the real ones are absent.")
-def ingest_cmd(quick: bool, out: Path, device: str | None, library: Path | None, preset: str | None) -> None:
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: the Ray engine on local Ray instances of 2 CPUs per worker (ingest-ray.json).")
+@click.option("--ray-workers", default="1,2", show_default=True, metavar="N,N,...",
+              help="With --engine ray: the worker counts to measure.")
+def ingest_cmd(quick: bool, out: Path, device: str | None, library: Path | None, preset: str | None,
+               engine: str, ray_workers: str) -> None:
     """End-to-end Catalog.ingest: files/s, media-hours per hour, stage breakdown."""
-    _run("ingest", quick, out, device, library=library, preset=preset)
+    try:
+        counts = tuple(int(n) for n in ray_workers.split(",") if n.strip())
+    except ValueError:
+        raise click.BadParameter(f"{ray_workers!r} is not a list of numbers",
+                                 param_hint="--ray-workers") from None
+    _run("ingest", quick, out, device, library=library, preset=preset, engine=engine, ray_workers=counts)
 
 
 @bench_command.command("score")

@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mmrec.commands.console import err_console, print_json, printable
+from mmrec.commands.engine import check_engine, engine_options
 from mmrec.commands.options import csv_list, db_option, make_catalog, model_options
 
 DONE_EVENTS = ("embedded", "unchanged", "duplicate", "dropped")  # one per file
@@ -121,11 +122,13 @@ class IngestProgress:
 @click.option("--thumbnails/--no-thumbnails", default=True, show_default=True,
               help="Make JPEG posters of the files embedded (and of their segments) under "
                    "<db>/_thumbs/; `mmrec index` makes any that are missing.")
+@engine_options(gpus=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list[str] | None,
                    preset: str | None, device: str | None, batch_size: int | None,
                    model_paths: tuple[str, ...], workers: int, write_every: int, thumbnails: bool,
-                   as_json: bool) -> None:
+                   engine: str, address: str | None, ray_workers: int | None,
+                   gpus_per_worker: float | None, as_json: bool) -> None:
     """Embed every audio/video file under DIRECTORY into the catalog.
 
     Unchanged files (same path, size and mtime, or same content) are skipped; files
@@ -135,12 +138,14 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
     """
     from mmrec.catalog import IngestOptions
 
+    check_engine(engine, address, ray_workers, gpus_per_worker)
     catalog = make_catalog(db, device, batch_size, model_paths)
     options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every,
                             thumbnails=thumbnails)
     with IngestProgress(live=err_console.is_terminal) as progress, _first_ctrl_c_stops() as stop:
         summary = catalog.ingest(directory, preset=preset, only=only, options=options,
-                                 progress=progress, should_stop=stop.is_set)
+                                 progress=progress, should_stop=stop.is_set, engine=engine,
+                                 address=address, gpus_per_worker=gpus_per_worker, ray_workers=ray_workers)
     if as_json:
         print_json(summary_json(summary, catalog.path))
     else:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mmrec.commands.console import console, err_console, print_json, printable
+from mmrec.commands.engine import check_engine, engine_options
 from mmrec.commands.options import db_option, make_catalog
 
 # Literal, so that the CLI starts without loading the kernels (numpy); a test keeps it
@@ -119,8 +120,9 @@ def recommendations_table(result: Any, explain: bool) -> Table:
 @click.option("--interests", default=None, metavar="TEXT",
               help="Comma-separated interests: a new user, or a prior for --user.")
 @click.option("--all-users", is_flag=True, help="Recommend for every user; needs --out.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Parquet file for --all-users.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Parquet file for --all-users (--engine ray: a directory of Parquet parts, "
+                   "or a Lance dataset when it ends in .lance).")
 @db_option
 @click.option("-k", "--k", "k", type=int, default=10, show_default=True, help="How many per user.")
 @click.option("--explain", is_flag=True, help="Say why: per-modality shares and the history item "
@@ -129,23 +131,30 @@ def recommendations_table(result: Any, explain: bool) -> Table:
 @click.option("--sentiment", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help=SENTIMENT_HELP)
 @rerank_options
+@engine_options(gpus=False)
 def recommend_command(user: str | None, interests: str | None, all_users: bool, out: Path | None,
                       db: Path | None, k: int, explain: bool, as_json: bool, sentiment: str,
-                      **rerank: Any) -> None:
+                      engine: str, address: str | None, ray_workers: int | None, **rerank: Any) -> None:
     """What a user should watch or hear next, ranked, reranked and (with --explain) explained."""
     options, user_config = build_options(**rerank)
     user_config = replace(user_config, sentiment=sentiment == "on")
+    check_engine(engine, address, ray_workers)
     catalog = make_catalog(db)
     if all_users:
         if out is None or user or interests:
             raise click.UsageError("--all-users writes every user's list to --out FILE.parquet "
                                    "(and takes no --user/--interests)")
-        report = catalog.recommend_all(out, k=_positive_k(k), options=options, user_config=user_config)
+        if engine == "local" and out.is_dir():
+            raise click.BadParameter(f"{out} is a directory: give a .parquet file", param_hint="--out")
+        report = catalog.recommend_all(out, k=_positive_k(k), options=options, user_config=user_config,
+                                       engine=engine, address=address, ray_workers=ray_workers)
         for u, why in list(report.skipped.items())[:MAX_REJECTED_SHOWN]:
             err_console.print(f"skipped user {escape(printable(u))}: {escape(printable(why))}")
         console.print(f"{report.rows} recommendations for {report.users} users written to {report.out} "
                       f"in {report.seconds:.1f}s")
         return
+    if engine != "local":
+        raise click.UsageError("--engine ray serves --all-users (one user is answered locally)")
     if user is None and interests is None:
         raise click.UsageError("give --user ID, --interests TEXT, or --all-users --out FILE")
     result = catalog.recommend(user=user, interests=interests, k=_positive_k(k), explain=explain,

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -410,11 +411,11 @@ class BatchReport:
 def recommend_all_users(store: CatalogStore, out: str | Path, options: RecommendOptions, *,
                         encode: TextEncoder | None = None, user_config: UserVectorConfig | None = None,
                         now: float | None = None,
-                        weights: str | dict[str, float] | None = None) -> BatchReport:
+                        weights: str | dict[str, float] | None = None,
+                        write: RowsWriter | None = None) -> BatchReport:
     """Top-k for every user with interactions, scored in batches by the kernels, written
-    to a Parquet file: user_id, rank, item_id, path, score and one column per modality."""
-    import pyarrow.parquet as pq
-
+    to a Parquet file: user_id, rank, item_id, path, score and one column per modality.
+    `write` replaces that last step (mmrec.distributed ranks blocks of users on Ray)."""
     t0 = time.perf_counter()
     items = load_items(store)
     layout = store.layout
@@ -427,24 +428,46 @@ def recommend_all_users(store: CatalogStore, out: str | Path, options: Recommend
     users = layout.scale(um.vectors, query_weights(store, weights))  # random modalities weigh 0
     opts = replace(options, explain=False)
     hist = [histories[u] for u in um.user_ids]
-    idx, scores = rank(users, items.vectors, opts, histories=hist,
-                       popularity=popularity_counts(histories, len(items.ids)),
+    block = partial(ranked_rows, items, layout, opts, popularity_counts(histories, len(items.ids)), now)
+    rows = (write or _write_parquet)(out, block, um.user_ids, users, hist)
+    return BatchReport(len(um.user_ids), um.skipped, rows, time.perf_counter() - t0, str(out))
+
+
+# (out, block, user ids, user vectors, histories) -> rows written; block(ids, vectors,
+# histories) gives the rows of any slice of the users (ranked_rows with the items bound).
+RowsWriter = Callable[[str | Path, Callable[..., pa.Table], list[str], np.ndarray, list[Any]], int]
+
+
+def ranked_rows(items: ItemMatrix, layout: Any, options: RecommendOptions, popularity: np.ndarray,
+                now: float, user_ids: Sequence[str], users: np.ndarray,
+                histories: Sequence[UserHistory]) -> pa.Table:
+    """The --all-users rows of these users (kernels top-k, reranked): user_id, rank, item_id,
+    path, score and score_<modality>; each user's rows do not depend on the others'."""
+    idx, scores = rank(users, items.vectors, options, histories=histories, popularity=popularity,
                        ingest_times=items.ingested_at, now=now)
     parts = modality_scores(users, items.vectors, idx, layout)
     valid = idx >= 0
-    user_col = np.repeat(np.array(um.user_ids, dtype=object), idx.shape[1]).reshape(idx.shape)
+    user_col = np.repeat(np.array(user_ids, dtype=object), idx.shape[1]).reshape(idx.shape)
     rank_col = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)
     ids, paths = np.array(items.ids, dtype=object), np.array(items.paths, dtype=object)
     flat = idx[valid]
-    table = pa.table({
+    return pa.table({
         "user_id": user_col[valid].tolist(), "rank": rank_col[valid].astype(np.int32),
         "item_id": ids[flat].tolist(), "path": paths[flat].tolist(),
         "score": scores[valid].astype(np.float32),
         **{f"score_{m}": np.asarray(v)[valid].astype(np.float32) for m, v in parts.items()},
     })
+
+
+def _write_parquet(out: str | Path, block: Callable[..., pa.Table], user_ids: list[str],
+                   users: np.ndarray, histories: list[Any]) -> int:
+    """The local engine's last step: every user's rows at once, in one Parquet file."""
+    import pyarrow.parquet as pq
+
+    table = block(user_ids, users, histories)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(out))
-    return BatchReport(len(um.user_ids), um.skipped, table.num_rows, time.perf_counter() - t0, str(out))
+    return table.num_rows
 
 
 # -- evaluation ----------------------------------------------------------------------
