@@ -221,6 +221,18 @@ def test_recommend_for_a_user_and_for_interests(env):
     assert {u["user_id"] for u in users} >= {"ana", "ben"}
 
 
+def test_random_modalities_weigh_nothing_unless_the_request_names_them(env):
+    plain = env.client.post("/api/recommend", json={"user": "ana", "k": 3}).json()
+    assert all(x["scores"]["visual"] == 0 and x["scores"]["audio"] == 0 for x in plain["recommendations"])
+    assert any("weighs 0" in n for n in plain["notes"])
+    asked = env.client.post("/api/recommend", json={"user": "ana", "k": 3,
+                                                    "weights": {"audio": 1, "text": 1}}).json()
+    assert any(x["scores"]["audio"] != 0 for x in asked["recommendations"])
+    assert all(x["scores"]["visual"] == 0 for x in asked["recommendations"])
+    bad = env.client.post("/api/recommend", json={"user": "ana", "weights": {"audio": 0}})
+    assert bad.status_code == 422 and "weights" in bad.text
+
+
 def test_an_event_changes_the_very_next_recommendation(env):
     first = env.client.post("/api/recommend", json={"user": "ben", "k": 3}).json()
     top = first["recommendations"][0]["item_id"]
@@ -403,3 +415,21 @@ def test_several_worker_processes_serve_the_same_catalog(env):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_many_event_batches_are_compacted_in_the_background(env):
+    """Each batch is one small file of the interactions table; past COMPACT_AFTER the service
+    compacts them, and every stored event is still there."""
+    from mmrec.serve.service import COMPACT_AFTER
+
+    item = env.ids["guitar_lesson"]
+    for i in range(COMPACT_AFTER + 2):
+        r = env.client.post("/api/events", json={"user": "compact", "item": item, "event": "view",
+                                                 "value": 0.5, "timestamp": 1.7e9 + i})
+        assert r.status_code == 200
+    deadline = time.monotonic() + 60
+    while env.service.store.interaction_fragments() >= COMPACT_AFTER and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert env.service.store.interaction_fragments() < COMPACT_AFTER
+    assert env.client.post("/api/recommend", json={"user": "compact", "k": 2}).json()["history"] == \
+        COMPACT_AFTER + 2

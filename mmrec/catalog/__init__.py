@@ -26,6 +26,7 @@ from .ingest import (
 from .lock import CatalogBusyError, write_lock
 from .scan import iter_media_files
 from .store import (
+    TRANSCRIPT_FIELDS,
     CatalogNotFoundError,
     CatalogStore,
     ItemRecord,
@@ -62,7 +63,8 @@ __getattr__ = lazy_attributes(__name__, {"Catalog": ".handle", "default_db_path"
 
 
 __all__ = [
-    "Catalog", "CatalogBusyError", "CatalogNotFoundError", "CatalogStore", "IngestOptions",
+    "TRANSCRIPT_FIELDS", "Catalog", "CatalogBusyError", "CatalogNotFoundError", "CatalogStore",
+    "IngestOptions",
     "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path", "fs_path",
     "ingest_directory", "items_schema", "iter_media_files", "sql_list", "sql_str", "vector_column",
     "vector_matrix", "write_lock",

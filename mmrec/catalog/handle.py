@@ -23,7 +23,7 @@ from mmrec.catalog.store import CatalogStore, db_path
 from mmrec.catalog.thumbs import ThumbReport, build_thumbnails, ensure_thumbnail
 from mmrec.errors import ConfigError
 from mmrec.extractors import embed_texts
-from mmrec.fusion import FusionLayout
+from mmrec.fusion import TEXT_MODALITIES, FusionLayout
 from mmrec.recommend import (
     BatchReport,
     EvalReport,
@@ -80,6 +80,7 @@ class Catalog:
         self._loaded: dict[str, Any] = {}  # preset -> extractor of the set self._preset
         self._store: CatalogStore | None = None
         self._preset: str | None = None
+        self._sources: dict[tuple[Any, ...], list[Any]] = {}  # (set, chosen) -> TextSources
 
     # -- extractors ---------------------------------------------------------------
     def _open(self) -> CatalogStore:
@@ -100,12 +101,7 @@ class Catalog:
         Models load on first use and stay loaded; `modalities` asks for only some of them."""
         from mmrec.extractors import load_extractor, set_modalities
 
-        stored = None
-        if store is not None:
-            stored = store.meta().get("preset")
-        elif not (preset or os.environ.get("MMREC_PRESET")) and CatalogStore.exists(self.path):
-            stored = self._open().meta().get("preset")
-        name = preset or os.environ.get("MMREC_PRESET") or stored or DEFAULT_PRESET
+        name = self.preset_name(preset, store)
         if self._preset != name:
             self._loaded, self._preset = {}, name
         wanted = [p for p, m in set_modalities(name).items() if modalities is None or m in modalities]
@@ -113,6 +109,28 @@ class Catalog:
             if p not in self._loaded:
                 self._loaded[p] = load_extractor(p, **self._load_kwargs)
         return [self._loaded[p] for p in wanted]
+
+    def _attach_sources(self, extractors: list[Any], only: Sequence[str] | None) -> None:
+        """Give the set's text extractors its text sources (speech, on-screen text; `only`
+        those named), built once per set and choice: ingest needs them, queries never do."""
+        from mmrec.extractors import attach_sources
+
+        key = (self._preset, None if only is None else tuple(only))
+        if key not in self._sources:
+            self._sources[key] = attach_sources(extractors, str(self._preset), only=only,
+                                                device=self._load_kwargs["device"])
+        for e in extractors:
+            if e.modality in TEXT_MODALITIES:
+                e.text_sources = tuple(self._sources[key])
+
+    def preset_name(self, preset: str | None = None, store: CatalogStore | None = None) -> str:
+        """The extractor set in use: preset, else $MMREC_PRESET, the catalog's, or 'default'."""
+        stored = None
+        if store is not None:
+            stored = store.meta().get("preset")
+        elif not (preset or os.environ.get("MMREC_PRESET")) and CatalogStore.exists(self.path):
+            stored = self._open().meta().get("preset")
+        return preset or os.environ.get("MMREC_PRESET") or stored or DEFAULT_PRESET
 
     @staticmethod
     def _layout(extractors: list[Any]) -> FusionLayout:
@@ -174,6 +192,7 @@ class Catalog:
                              gpus_per_worker, ray_workers)
         with write_lock(self.path):
             extractors = self.extractors(preset)
+            self._attach_sources(extractors, (options or IngestOptions()).sources)
             store = self._store_for(extractors)
             summary = run(store, _subset(extractors, only), directory, options, progress, should_stop)
             store.set_meta({"preset": self._preset, "extractors": [e.describe() for e in extractors]})
@@ -243,7 +262,8 @@ class Catalog:
                 f"the query has no vector for the weighted modalities ({_weighted(w)}); it has "
                 f"{', '.join(present) or 'none'}: choose another --modality/--weights")
         if moments:
-            hits = nearest_segments(store, query, k, where, exclude, exact)
+            hits = nearest_segments(store, query, k, where, exclude, exact,
+                                    tuple(m for m, v in w.items() if v))
         else:
             hits = nearest_items(store, query, k, where, exclude, best_segment, exact)
         return SearchResult(hits, notes)
@@ -331,8 +351,8 @@ class Catalog:
 
     def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,
                   explain: bool = False, options: RecommendOptions | None = None,
-                  user_config: UserVectorConfig | None = None,
-                  preset: str | None = None) -> UserRecommendations:
+                  user_config: UserVectorConfig | None = None, preset: str | None = None,
+                  weights: str | dict[str, float] | None = None) -> UserRecommendations:
         """What a user (their stored history) or interests text should see next.
 
         Args:
@@ -342,11 +362,14 @@ class Catalog:
             explain: add per-modality shares, the history item it resembles, a sentence.
             options: rerank (popularity, freshness, diversity), exclude_seen, backend.
             user_config: user-vector settings (attention tau, recency half-life, event weights).
+            weights: modality weights ("visual=1,text=1" or a dict); default 1 for each
+                real-weight modality and 0 for random ones, balanced by their spread.
         """
         store = self._open()
         opts = replace(options or RecommendOptions(), k=_positive_k(k), explain=explain)
         return recommend_for_user(store, opts, user=user, interests=interests,
-                                  encode=self.text_encoder(store, preset), user_config=user_config)
+                                  encode=self.text_encoder(store, preset), user_config=user_config,
+                                  weights=weights)
 
     def recommend_all(self, out: str | Path, *, k: int = 10, options: RecommendOptions | None = None,
                       user_config: UserVectorConfig | None = None, engine: str = "local",
@@ -367,7 +390,6 @@ class Catalog:
         opts = replace(options or RecommendOptions(), k=_positive_k(k))
         return recommend_all_users(store, out, opts, encode=self.text_encoder(store),
                                    user_config=user_config, write=write)
-
 
     def evaluate(self, interactions: str | Path, *, k: int = 10, holdout: str = "last",
                  options: RecommendOptions | None = None,

@@ -49,6 +49,8 @@ class IngestOptions:
     write_batch: int = 16  # files per commit: a kill loses at most this many
     prune_missing: bool = True
     thumbnails: bool = True  # posters of the files embedded (Catalog.ingest, mmrec.catalog.thumbs)
+    # text sources of the set to run ("speech", "screen"): None = all the set names, () = none
+    sources: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def ingest_directory(
     options = options or IngestOptions()
     t0 = time.perf_counter()
     summary = IngestSummary(random_weights=[e.preset for e in extractors if e.is_random])
-    fingerprints = {e.modality: e.fingerprint for e in extractors}
+    fingerprints = {e.modality: e.ingest_fingerprint for e in extractors}
     timings = {"scan": 0.0, "hash_probe": 0.0, "decode": 0.0, "embed": 0.0, "write": 0.0}
     plan = plan_files(store, root, options.recursive, fingerprints, summary)
     known = plan.known
@@ -297,7 +299,7 @@ def collect_file(result: Any, item_id: str, st: os.stat_result, layout: Any, ext
     vectors: dict[str, np.ndarray | None] = {}
     # Fingerprints of every extractor that did not fail (one that does not apply,
     # e.g. CLIP on an audio file, counts as done): a failed one reruns next time.
-    done_fps = {e.modality: e.fingerprint for e in extractors if e.name not in result.errors}
+    done_fps = {e.modality: e.ingest_fingerprint for e in extractors if e.name not in result.errors}
     segs: list[SegmentRecord] = []
     for name, sv in result.vectors.items():
         ext = by_name[name]
@@ -306,7 +308,8 @@ def collect_file(result: Any, item_id: str, st: os.stat_result, layout: Any, ext
         placed = _place(block, layout.dim, sv.vectors)
         labels = sv.labels or ("",) * len(sv)
         segs += [SegmentRecord(item_id, ext.modality, k, float(sv.starts[k]), float(sv.ends[k]),
-                               labels[k] if k < len(labels) else "", placed[k])
+                               labels[k] if k < len(labels) else "", placed[k],
+                               sv.texts[k] if k < len(sv.texts) else None)
                  for k in range(len(sv))]
     for name, err in result.errors.items():
         stage = getattr(err, "stage", "embed")
@@ -329,13 +332,21 @@ def collect_file(result: Any, item_id: str, st: os.stat_result, layout: Any, ext
         title=text.title if text else Path(item.path).stem,
         text=" ".join(v for k, v in (text.fields().items() if text else []) if k != "title"),
         tags=list(text.tags) if text else [], vectors=vectors, fused=layout.fuse(vectors),
-        fingerprints=done_fps,
+        fingerprints=done_fps, **_transcript_columns(result.transcripts),
     )
     writer.add(rec, segs)
     summary.ingested.append(db_path(item.path))
     summary.item_ids.append(item_id)
     summary.segments += len(segs)
     progress("embedded", {"path": db_path(item.path), "segments": len(segs), "units": dict(result.units)})
+
+
+def _transcript_columns(transcripts: dict[str, Any]) -> dict[str, Any]:
+    """The item columns of what the text sources read (None where a source did not run)."""
+    speech, screen = transcripts.get("speech"), transcripts.get("screen")
+    return {"transcript": None if speech is None else speech.text,
+            "language": None if speech is None else speech.language,
+            "screen_text": None if screen is None else screen.text}
 
 
 def _stored_fingerprints(prev: dict[str, Any]) -> dict[str, str]:

@@ -43,6 +43,12 @@ def _vec(dim: int) -> pa.DataType:
     return pa.list_(pa.float32(), dim)
 
 
+# What the text sources read (catalogs made before them get these columns, null, on the
+# next write): the whole transcript, its language, and the text read on screen.
+TRANSCRIPT_FIELDS = (pa.field("transcript", pa.string()), pa.field("language", pa.string()),
+                     pa.field("screen_text", pa.string()))
+
+
 def items_schema(layout: FusionLayout) -> pa.Schema:
     fields = [
         pa.field("id", pa.string(), nullable=False),
@@ -58,8 +64,12 @@ def items_schema(layout: FusionLayout) -> pa.Schema:
         pa.field("fused", _vec(layout.dim)),
         pa.field("fingerprints", pa.string()),
         pa.field("ingested_at", pa.timestamp("us", tz="UTC")),
+        *TRANSCRIPT_FIELDS,
     ]
     return pa.schema(fields, metadata={"mmrec.fusion": layout.to_json()})
+
+
+SEGMENT_TEXT = pa.field("text", pa.string())  # a text segment's words (null for media segments)
 
 
 def segments_schema(layout: FusionLayout) -> pa.Schema:
@@ -73,6 +83,7 @@ def segments_schema(layout: FusionLayout) -> pa.Schema:
         pa.field("end", pa.float64()),
         pa.field("label", pa.string()),
         pa.field("vector", _vec(layout.dim)),
+        SEGMENT_TEXT,
     ])
 
 
@@ -82,7 +93,7 @@ def segments_table(layout: FusionLayout, segments: list[SegmentRecord]) -> pa.Ta
     rows = [{
         "seg_id": f"{s.item_id}:{s.modality}:{s.index}", "item_id": s.item_id,
         "modality": s.modality, "start": s.start, "end": s.end, "label": s.label,
-        "vector": s.vector.astype(np.float32),
+        "vector": s.vector.astype(np.float32), "text": None if s.text is None else utf8(s.text),
     } for s in segments]
     return pa.Table.from_pylist(rows, schema=segments_schema(layout))
 
@@ -125,6 +136,9 @@ class ItemRecord:
     fused: np.ndarray
     fingerprints: dict[str, str]
     ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    transcript: str | None = None  # speech, as the speech source read it
+    language: str | None = None  # the transcript's language, when the model says
+    screen_text: str | None = None  # on-screen text, as the screen source read it
 
 
 @dataclass
@@ -136,6 +150,7 @@ class SegmentRecord:
     end: float
     label: str
     vector: np.ndarray  # fused-layout vector
+    text: str | None = None  # what a text segment embeds
 
 
 def utf8(text: str) -> str:
@@ -197,6 +212,7 @@ class CatalogStore:
         # Figures derived from the tables that a long-lived reader keeps up to date itself
         # instead of recounting (the HTTP service's popularity count): name -> value.
         self.derived: dict[str, Any] = {}
+        self._interactions: Any = None  # the interactions table, once it exists
 
     # -- lifecycle ---------------------------------------------------------------
     @staticmethod
@@ -256,10 +272,23 @@ class CatalogStore:
         modalities removed, all modalities by default), then the item rows."""
         if not items:
             return
+        self.upgrade_schema()
         self.delete_segments([i.id for i in items], modalities)
         if segments:
             self.segments.add(self._segments_table(segments))
         self.upsert_items(items)
+
+    def upgrade_schema(self) -> None:
+        """Give a catalog made before a column existed (transcripts, segment text) that
+        column, null in its old rows: a metadata-only change, no row is rewritten."""
+        for table, fields in ((self.items, TRANSCRIPT_FIELDS), (self.segments, (SEGMENT_TEXT,))):
+            have = set(table.schema.names)
+            missing = [f for f in fields if f.name not in have]
+            if missing:
+                table.add_columns(missing)
+
+    def has_column(self, table: Any, name: str) -> bool:
+        return name in table.schema.names
 
     def delete_segments(self, ids: list[str], modalities: tuple[str, ...] | None = None) -> None:
         """Delete these items' segments of these modalities (all by default)."""
@@ -285,6 +314,9 @@ class CatalogStore:
                 "tags": [utf8(t) for t in i.tags], "fused": i.fused.astype(np.float32),
                 "fingerprints": json.dumps(i.fingerprints, sort_keys=True),
                 "ingested_at": i.ingested_at,
+                "transcript": None if i.transcript is None else utf8(i.transcript),
+                "language": i.language,
+                "screen_text": None if i.screen_text is None else utf8(i.screen_text),
             }
             for b in self.layout.blocks:
                 v = i.vectors.get(b.modality)
@@ -377,7 +409,8 @@ class CatalogStore:
     def segments_of(self, item_id: str) -> list[dict[str, Any]]:
         """An item's segments (no vectors), in time order."""
         t = (self.segments.search().where(f"item_id = {sql_str(item_id)}").limit(None)
-             .select(["seg_id", "modality", "start", "end", "label"]).to_arrow())
+             .select(["seg_id", "modality", "start", "end", "label",
+                      *(["text"] if self.has_column(self.segments, "text") else [])]).to_arrow())
         return t.sort_by([("start", "ascending"), ("modality", "ascending")]).to_pylist()
 
     def counts(self) -> dict[str, Any]:
@@ -390,16 +423,22 @@ class CatalogStore:
             "segments": self.segments.count_rows(),
             "errors": self.errors.count_rows(),
             "interactions": 0 if (t := self.interactions_table()) is None else t.count_rows(),
+            **{f"with_{c}": self.items.count_rows(f"{c} IS NOT NULL AND {c} != ''")
+               for c in ("transcript", "screen_text") if self.has_column(self.items, c)},
         }
 
     # -- interactions ------------------------------------------------------------
     def interactions_table(self, create: bool = False) -> Any | None:
-        """The interactions table (created on the first import; None before, unless create)."""
-        if INTERACTIONS in set(self.db.list_tables().tables):
-            return self.db.open_table(INTERACTIONS)
-        if not create:
-            return None
-        return self.db.create_table(INTERACTIONS, schema=INTERACTIONS_SCHEMA, exist_ok=True)
+        """The interactions table (created on the first import; None before, unless create).
+        Once found, the handle is kept: it sees later commits like the others, and a
+        request that checks the table's version need not list the tables again."""
+        if self._interactions is None:
+            if INTERACTIONS in set(self.db.list_tables().tables):
+                self._interactions = self.db.open_table(INTERACTIONS)
+            elif create:
+                self._interactions = self.db.create_table(INTERACTIONS, schema=INTERACTIONS_SCHEMA,
+                                                          exist_ok=True)
+        return self._interactions
 
     def add_interactions(self, rows: list[dict[str, Any]]) -> int:
         """Upsert interaction rows (dicts with INTERACTIONS_SCHEMA's fields; a missing one
@@ -415,6 +454,19 @@ class CatalogStore:
             (table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
              .execute(pa.Table.from_pylist(rows, schema=INTERACTIONS_SCHEMA)))
         return table.count_rows() - before
+
+    def interaction_fragments(self) -> int:
+        """Small data files of the interactions table: each live event batch adds one, and a
+        scan reads them all, so a long-lived writer compacts them (optimize_interactions)."""
+        table = self.interactions_table()
+        return 0 if table is None else int(table.stats()["fragment_stats"]["num_small_fragments"])
+
+    def optimize_interactions(self) -> None:
+        """Compact the interactions table's files and bring its indexes up to date (one
+        commit: readers see the same rows before and after)."""
+        table = self.interactions_table()
+        if table is not None:
+            table.optimize()
 
     def interactions(self, user: str | None = None,
                      items: Iterable[str] | None = None) -> list[dict[str, Any]]:

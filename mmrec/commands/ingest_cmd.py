@@ -122,12 +122,16 @@ class IngestProgress:
 @click.option("--thumbnails/--no-thumbnails", default=True, show_default=True,
               help="Make JPEG posters of the files embedded (and of their segments) under "
                    "<db>/_thumbs/; `mmrec index` makes any that are missing.")
+@click.option("--asr/--no-asr", default=True, show_default=True,
+              help="Transcribe speech (faster-whisper; the set's model) into timed text segments.")
+@click.option("--ocr/--no-ocr", default=True, show_default=True,
+              help="Read on-screen text of videos (Tesseract) into timed text segments.")
 @engine_options(gpus=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list[str] | None,
                    preset: str | None, device: str | None, batch_size: int | None,
                    model_paths: tuple[str, ...], workers: int, write_every: int, thumbnails: bool,
-                   engine: str, address: str | None, ray_workers: int | None,
+                   asr: bool, ocr: bool, engine: str, address: str | None, ray_workers: int | None,
                    gpus_per_worker: float | None, as_json: bool) -> None:
     """Embed every audio/video file under DIRECTORY into the catalog.
 
@@ -140,8 +144,9 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
 
     check_engine(engine, address, ray_workers, gpus_per_worker)
     catalog = make_catalog(db, device, batch_size, model_paths)
+    off = {name for name, on in (("speech", asr), ("screen", ocr)) if not on}
     options = IngestOptions(recursive=recursive, workers=workers, write_batch=write_every,
-                            thumbnails=thumbnails)
+                            thumbnails=thumbnails, sources=_sources(catalog, preset, off))
     with IngestProgress(live=err_console.is_terminal) as progress, _first_ctrl_c_stops() as stop:
         summary = catalog.ingest(directory, preset=preset, only=only, options=options,
                                  progress=progress, should_stop=stop.is_set, engine=engine,
@@ -154,6 +159,16 @@ def ingest_command(directory: Path, db: Path | None, recursive: bool, only: list
         err_console.print(f"interrupted: {len(summary.ingested)} files stored; run the same "
                           "command again to resume (stored files are skipped)")
         sys.exit(130)
+
+
+def _sources(catalog: Any, preset: str | None, off: set[str]) -> tuple[str, ...] | None:
+    """The set's text sources minus those turned off (None: all of them)."""
+    if not off:
+        return None
+    from mmrec.extractors import presets
+
+    name = catalog.preset_name(preset)
+    return tuple(s for s in presets.get_set(name).sources if s not in off)
 
 
 @contextmanager

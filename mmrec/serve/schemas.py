@@ -36,13 +36,10 @@ class Filters(_Strict):
     title_contains: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
 
-class SearchOptions(_Strict):
-    k: Annotated[int, Field(ge=1)] = 10
+class _Weighted(_Strict):
     weights: dict[Modality, Weight] | None = Field(
-        None, description="per-modality weights; unnamed modalities weigh 0")
-    modality: Literal["all", "visual", "audio", "text", "multilingual"] = "all"
-    filters: Filters = Filters()
-    moments: bool = Field(False, description="rank moments (segments) instead of items")
+        None, description="per-modality weights; unnamed modalities weigh 0 (default: 1 for each "
+                          "real-weight modality, 0 for random ones; balanced by their spread)")
 
     @field_validator("weights")
     @classmethod
@@ -50,6 +47,13 @@ class SearchOptions(_Strict):
         if w is not None and not any(v > 0 for v in w.values()):
             raise ValueError("at least one weight must be positive")
         return w
+
+
+class SearchOptions(_Weighted):
+    k: Annotated[int, Field(ge=1)] = 10
+    modality: Literal["all", "visual", "audio", "text", "multilingual"] = "all"
+    filters: Filters = Filters()
+    moments: bool = Field(False, description="rank moments (segments) instead of items")
 
 
 class SearchRequest(SearchOptions):
@@ -67,7 +71,7 @@ class Rerank(_Strict):
     exclude_seen: bool = True
 
 
-class RecommendRequest(Rerank):
+class RecommendRequest(Rerank, _Weighted):
     """For a known user (their stored history), for interests text (cold start), or both."""
 
     user: Annotated[str, Field(min_length=1, max_length=200)] | None = None
