@@ -36,7 +36,7 @@ from .loading import (
 from .presets import ExtractorSet, PresetCatalog, PresetInfo, WeightsSpec, presets
 from .registry import ExtractorRegistry, register_extractor, registry
 from .runtime import RuntimeOptions
-from .timed_text import SOURCES, TextSource, TimedText, Transcript, register_source
+from .timed_text import SOURCES, TextSource, TimedText, Transcript, register_source, source_class
 from .weights import ResolvedWeights, parse_model_paths, resolve_weights
 
 if TYPE_CHECKING:
@@ -52,5 +52,5 @@ __all__ = [
     "list_presets", "list_sets", "load_extractor", "load_extractor_set", "parse_model_paths",
     "pool_unit", "preset_status", "presets", "register_extractor", "registry",
     "resolve_weights", "set_modalities", "SOURCES", "TextSource", "TimedText", "Transcript",
-    "attach_sources", "register_source",
+    "attach_sources", "register_source", "source_class",
 ]

@@ -16,7 +16,7 @@ SPEECH = ("the quick brown fox jumps over the lazy dog while the orchestra tunes
 
 
 def _speech_clip(tmp: Path, seconds: float) -> Path:
-    from mmrec.media.speech_samples import make_spoken_clip
+    from mmrec.media import make_spoken_clip
 
     path = tmp / f"speech-{seconds:.0f}.wav"
     starts = [float(t) for t in range(0, int(seconds) - 9, 9)]  # a sentence every 9 s: no gaps
@@ -37,14 +37,11 @@ def _text_video(tmp: Path, size: str, seconds: float) -> Path:
 
 def source_rows(rep: Report, device: str, quick: bool, tmp: Path) -> None:
     """Append one row per source and input size; goal: speech >= 10x real time."""
-    from mmrec.extractors import MediaItem
-    from mmrec.extractors.runtime import RuntimeOptions
-    from mmrec.extractors.screen_text import ScreenTextSource
-    from mmrec.extractors.speech import SpeechSource
+    from mmrec.extractors import MediaItem, RuntimeOptions, source_class
     from mmrec.media import probe
 
     runtime = RuntimeOptions(device, None, None)
-    speech = SpeechSource.from_config({}, runtime)
+    speech = source_class("speech").from_config({}, runtime)
     clip = _speech_clip(tmp, 30.0 if quick else 120.0)
     item = MediaItem(str(clip), probe(clip))
     speech.read(item)  # the model loads on the first read
@@ -56,7 +53,7 @@ def source_rows(rep: Report, device: str, quick: bool, tmp: Path) -> None:
                          audio_s, wall, words=len(transcript.text.split())))
     rep.goal("speech >= 10x real time (tiny.en int8, CPU)", audio_s / wall >= 10 if device == "cpu" else None,
              f"{audio_s / wall:.1f}x real time on {audio_s:.0f} s of speech")
-    screen = ScreenTextSource.from_config({"languages": ["eng"]}, runtime)
+    screen = source_class("screen").from_config({"languages": ["eng"]}, runtime)
     for size in ("640x360",) if quick else ("640x360", "1280x720"):
         video = _text_video(tmp, size, 20.0)
         info = probe(video)

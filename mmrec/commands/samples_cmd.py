@@ -18,8 +18,7 @@ from mmrec.commands.console import console
               help="Also write a lecture whose topic is only spoken (needs espeak-ng).")
 def samples_command(directory: Path, overwrite: bool, broken: bool, speech: bool) -> None:
     """Generate a sample library of videos, audio files and sidecar text with ffmpeg."""
-    from mmrec.media import make_sample_library, write_sample_interactions
-    from mmrec.media.samples import make_spoken_sample
+    from mmrec.media import make_sample_library, make_spoken_sample, write_sample_interactions
 
     paths = make_sample_library(directory, overwrite=overwrite, include_broken=broken)
     if speech:

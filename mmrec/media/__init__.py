@@ -14,8 +14,15 @@ from mmrec.media.audio import (
     iter_audio_windows,
 )
 from mmrec.media.probe import AudioStream, MediaInfo, SubtitleStream, VideoStream, probe
-from mmrec.media.samples import SAMPLES, make_sample, make_sample_library, write_sample_interactions
+from mmrec.media.samples import (
+    SAMPLES,
+    make_sample,
+    make_sample_library,
+    make_spoken_sample,
+    write_sample_interactions,
+)
 from mmrec.media.sidecar import Cue, TextMeta, parse_subtitles, read_text_meta, readable_title
+from mmrec.media.speech_samples import SpeechToolError, SpokenClip, make_spoken_clip, speak
 from mmrec.media.thumbs import (
     DEFAULT_THUMB_WIDTH,
     MAX_INPUTS_PER_RUN,
@@ -47,5 +54,6 @@ __all__ = [
     "iter_frames", "make_sample",
     "make_sample_library",
     "parse_subtitles", "probe", "read_text_meta", "readable_title", "wave_height",
-    "waveform_thumbnails", "write_sample_interactions",
+    "waveform_thumbnails", "write_sample_interactions", "SpeechToolError", "SpokenClip",
+    "make_spoken_clip", "make_spoken_sample", "speak",
 ]
