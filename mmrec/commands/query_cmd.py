@@ -15,16 +15,16 @@ from mmrec.commands.options import db_option, make_catalog, model_options
 MODALITIES = ("all", "visual", "audio", "text", "multilingual")
 
 
-def _span(segment: Any) -> str:
+def _span(segment: Any, words: bool = False) -> str:
     if segment is None:
         return ""
     label = f" ({segment.label})" if segment.label else ""
-    words = segment.text if segment.label != "title" else None  # a title is in the path column
-    said = f" “{words[:48]}…”" if words and len(words) > 48 else (f" “{words}”" if words else "")
+    text = segment.text if words and segment.label != "title" else None  # titles: see the path
+    said = f" “{text[:48]}…”" if text and len(text) > 48 else (f" “{text}”" if text else "")
     return f"{segment.start:.1f}-{segment.end:.1f}s {segment.modality}{label}{said}"
 
 
-def hits_table(hits: list[Any], title: str) -> Table:
+def hits_table(hits: list[Any], title: str, words: bool = False) -> Table:
     """rank, score, per-modality scores, path, best segment."""
     modalities = list(dict.fromkeys(m for h in hits for m in h.scores))  # layout order
     table = Table(title=title)
@@ -36,7 +36,7 @@ def hits_table(hits: list[Any], title: str) -> Table:
     table.add_column("segment")
     for h in hits:
         table.add_row(str(h.rank), f"{h.score:.3f}", *[f"{h.scores.get(m, 0.0):.3f}" for m in modalities],
-                      escape(printable(h.path)), _span(h.segment))
+                      escape(printable(h.path)), _span(h.segment, words))
     return table
 
 
@@ -88,5 +88,5 @@ def query_command(text: str | None, file: Path | None, item: str | None, db: Pat
         console.print(f"no {'moments' if moments else 'items'} match {printable(query)!r}"
                       + (f" with --where {where!r}" if where else ""))
         return
-    console.print(hits_table(result.hits, f"{'moments' if moments else 'items'} like "
-                                          f"{escape(printable(query))!r}"))
+    title = f"{'moments' if moments else 'items'} like {escape(printable(query))!r}"
+    console.print(hits_table(result.hits, title, words=moments))  # a moment shows its words

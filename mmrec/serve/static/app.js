@@ -8,7 +8,8 @@
 // #similar .hit, #user-select, #recs[data-state][data-seq], .rec[data-item-id],
 // button[data-event], #message, #random-note.
 
-const MODALITIES = ["visual", "audio", "text"];
+const ALL_MODALITIES = ["visual", "audio", "text", "multilingual"];
+let MODALITIES = ["visual", "audio", "text"];  // this catalog's blocks, from /api/stats
 const REC_K = 6;
 const SIMILAR_K = 8;
 
@@ -21,6 +22,7 @@ const state = {
   lastKey: null,          // what the last search asked, to skip re-running the same one
   titles: new Map(),      // item id -> title (Promise while being fetched)
   seq: { search: 0, item: 0, recs: 0 },
+  weightsTouched: false,  // until a slider moves, the server's honest defaults apply
 };
 
 // -- small helpers -----------------------------------------------------------------------
@@ -258,7 +260,13 @@ function playInPlace(tile, hit) {
 
 // -- search ------------------------------------------------------------------------------
 function weights() {
+  // untouched sliders send nothing: the server weighs random modalities 0 and balances the rest
+  if (!state.weightsTouched) return null;
   return Object.fromEntries(MODALITIES.map((m) => [m, Number($(`#w-${m}`).value)]));
+}
+
+function defaultWeight(m) {
+  return state.random.has(m) && MODALITIES.some((x) => !state.random.has(x)) ? "0" : "1";
 }
 
 function searchOptions() {
@@ -697,6 +705,16 @@ async function loadStats() {
   try {
     const stats = await api("/api/stats");
     state.random = new Set(stats.random_modalities || []);
+    const blocks = (stats.fusion || []).map((b) => b.modality).filter((m) => ALL_MODALITIES.includes(m));
+    if (blocks.length) MODALITIES = blocks;
+    for (const m of ALL_MODALITIES) {
+      const slider = $(`.slider[data-modality="${m}"]`);
+      if (slider) slider.hidden = !MODALITIES.includes(m);
+      if (slider && !state.weightsTouched) {
+        $(`#w-${m}`).value = defaultWeight(m);
+        showWeight(m);
+      }
+    }
     for (const e of stats.extractors || []) if (e.random_weights) state.randomNames[e.modality] = e.preset || e.name;
     const parts = [`${stats.items} items`];
     if (stats.segments !== undefined) parts.push(`${stats.segments} segments`);
@@ -728,7 +746,7 @@ function renderRandomNote() {
   note.replaceChildren(
     h("strong", {}, "Random weights."),
     ` The ${names} vector${plural ? "s" : ""} of this catalog come${plural ? "" : "s"} from models with random weights, `,
-    `so ${plural ? "those scores are" : "that score is"} noise, not similarity. `,
+    `so ${plural ? "those scores are" : "that score is"} noise, not similarity, and weigh 0 unless you raise ${plural ? "their sliders" : "its slider"}. `,
     mods.length < MODALITIES.length ? "Trust the text scores; " : "",
     "ingest with real weights (see `mmrec extractors`) for meaningful ones.");
   note.hidden = false;
@@ -771,16 +789,17 @@ function wire() {
   window.addEventListener("dragover", (e) => e.preventDefault());
   window.addEventListener("drop", (e) => e.preventDefault());
 
-  for (const m of MODALITIES) {
+  for (const m of ALL_MODALITIES) {
     const slider = $(`#w-${m}`);
-    slider.addEventListener("input", () => showWeight(m));
+    slider.addEventListener("input", () => { state.weightsTouched = true; showWeight(m); });
     slider.addEventListener("change", rerunSoon);
   }
   $("#w-reset").addEventListener("click", () => {
     for (const m of MODALITIES) {
-      $(`#w-${m}`).value = "1";
+      $(`#w-${m}`).value = defaultWeight(m);
       showWeight(m);
     }
+    state.weightsTouched = false;
     rerunSoon();
   });
   for (const chip of document.querySelectorAll("#filters .chip[data-kind]")) {
