@@ -84,16 +84,20 @@ def attach_sources(
     only: Collection[str] | None = None,
     device: str | None = None,
     catalog: PresetCatalog | None = None,
+    model_paths: Mapping[str, str] | None = None,
 ) -> list[TextSource]:
     """Build the set's text sources (speech, on-screen text; `only` keeps those named, () none)
     and give them to its text extractors, whose segments and ingest fingerprints then cover
-    their transcripts. Ingest calls this; queries never need the sources' models."""
+    their transcripts. Ingest calls this; queries never need the sources' models.
+    `model_paths` may name a source too (`--model-path speech=/models/whisper-small`): that
+    becomes its `model` option."""
     configs = (catalog or presets).get_set(set_name).sources
     unknown = sorted(set(only or ()) - set(configs))
     if unknown:
         raise ConfigError(f"set {set_name!r} has no text source {', '.join(unknown)} "
                           f"(it has: {', '.join(configs) or 'none'})")
-    chosen = {n: c for n, c in configs.items() if only is None or n in only}
+    chosen = {n: ({**c, "model": model_paths[n]} if model_paths and n in model_paths else c)
+              for n, c in configs.items() if only is None or n in only}
     sources = build_sources(chosen, RuntimeOptions(device, None, None))
     for e in extractors:
         if e.modality in TEXT_MODALITIES:

@@ -122,3 +122,14 @@ def test_a_missing_file_source_names_the_set(tmp_path):
 def test_tools_are_installed():
     """make installs them for tests; the sources' own tests say what is missing."""
     assert shutil.which("espeak-ng") and shutil.which("tesseract")
+
+
+def test_model_path_reaches_the_speech_source(library, tmp_path):
+    """`--model-path speech=DIR` picks the ASR model; a directory that is not one is refused,
+    naming it, before any file is read."""
+    from mmrec.errors import MmrecError
+
+    missing = tmp_path / "no-whisper-here"
+    cat = Catalog(tmp_path / "mp.lance", model_paths={"speech": str(missing)})
+    with pytest.raises(MmrecError, match="no-whisper-here"):
+        cat.ingest(library, preset=SET, options=IngestOptions(thumbnails=False))

@@ -118,7 +118,8 @@ class Catalog:
         key = (self._preset, None if only is None else tuple(only))
         if key not in self._sources:
             self._sources[key] = attach_sources(extractors, str(self._preset), only=only,
-                                                device=self._load_kwargs["device"])
+                                                device=self._load_kwargs["device"],
+                                                model_paths=self._load_kwargs["model_paths"])
         for e in extractors:
             if e.modality in TEXT_MODALITIES:
                 e.text_sources = tuple(self._sources[key])
