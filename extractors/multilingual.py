@@ -28,7 +28,7 @@ from .fingerprint import file_digest, fingerprint
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
 from .runtime import RuntimeOptions
-from .text import TextConfig, TextPrepared, text_segments
+from .text import TextConfig, TextPrepared, per_item, text_segments
 from .timed_text import read_sources
 from .weights import ResolvedWeights
 
@@ -179,13 +179,7 @@ class MultilingualTextExtractor(Extractor):
         for p in batch:
             if not p.texts:
                 raise ExtractorError(f"{p.item.path}: no text to embed (no title, description or subtitles)")
-        vectors = self.encode([t for p in batch for t in p.texts])
-        results, offset = [], 0
-        for p in batch:
-            own = vectors[offset : offset + len(p.texts)]
-            offset += len(p.texts)
-            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels, tuple(p.texts)))
-        return results
+        return per_item(batch, self.encode([t for p in batch for t in p.texts]))
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)

@@ -104,6 +104,16 @@ def text_segments(item: MediaItem, meta: TextMeta, cfg: TextConfig,
     )
 
 
+def per_item(batch: Sequence[TextPrepared], vectors: np.ndarray) -> list[SegmentVectors]:
+    """The vectors of a batch's texts (in batch order) split back into each item's segments."""
+    results, offset = [], 0
+    for p in batch:
+        own = vectors[offset : offset + len(p.texts)]
+        offset += len(p.texts)
+        results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels, tuple(p.texts)))
+    return results
+
+
 @register_extractor
 class TextExtractor(Extractor):
     """Mean-pooled BERT-family sentence embeddings of a file's describing text."""
@@ -182,13 +192,7 @@ class TextExtractor(Extractor):
         return out
 
     def embed_prepared(self, batch: Sequence[TextPrepared]) -> list[SegmentVectors]:
-        vectors = self.encode([t for p in batch for t in p.texts])
-        results, offset = [], 0
-        for p in batch:
-            own = vectors[offset : offset + len(p.texts)]
-            offset += len(p.texts)
-            results.append(SegmentVectors(p.starts, p.ends, own, pool_unit(own), p.labels, tuple(p.texts)))
-        return results
+        return per_item(batch, self.encode([t for p in batch for t in p.texts]))
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)
