@@ -23,7 +23,7 @@ from .fingerprint import fingerprint, weights_digest
 from .presets import PresetInfo, parse_config
 from .registry import register_extractor
 from .runtime import RuntimeOptions, bind_common, inference
-from .timed_text import TimedText, Transcript, read_sources
+from .timed_text import Transcript, read_sources
 from .weights import ResolvedWeights
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,10 @@ class TextPrepared:
     ends: np.ndarray
 
 
-def chunk_cues(cues: Sequence[Cue | TimedText], max_words: int,
-               max_s: float) -> list[tuple[float, float, str]]:
+def chunk_cues(cues: Sequence[Cue], max_words: int, max_s: float) -> list[tuple[float, float, str]]:
     """Group consecutive subtitle cues into (start, end, text) chunks of bounded size."""
     chunks: list[tuple[float, float, str]] = []
-    group: list[Cue | TimedText] = []
+    group: list[Cue] = []
     words = 0
     for cue in cues:
         n = len(cue.text.split())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mmrec.errors import ExtractorError
+from mmrec.media import Cue
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,9 @@ if TYPE_CHECKING:
     from .runtime import RuntimeOptions
 
 
-@dataclass(frozen=True)
-class TimedText:
-    """One cue: text read between start and end (seconds)."""
-
-    start: float
-    end: float
-    text: str
+# One cue: text read between start and end (seconds), the same record as a subtitle cue,
+# so the text extractors chunk subtitles and what the sources read alike.
+TimedText = Cue
 
 
 @dataclass(frozen=True)

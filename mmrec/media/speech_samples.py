@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mmrec.errors import MmrecError
 from mmrec.media.runner import find_tool
+from mmrec.media.sidecar import Cue
 
 DEFAULT_RATE = 160  # words per minute: espeak-ng's 175 is a little fast for tiny models
 _TIMEOUT_S = 120
@@ -37,13 +38,8 @@ class SpeechToolError(MmrecError, RuntimeError):
     """espeak-ng is missing, or it or ffmpeg failed to make a spoken clip."""
 
 
-@dataclass(frozen=True)
-class SpokenPhrase:
-    """One phrase of a generated clip and when it is heard: [start, end) seconds."""
-
-    start: float
-    end: float
-    text: str
+# One phrase of a generated clip and when it is heard: [start, end) seconds, like a cue.
+SpokenPhrase = Cue
 
 
 @dataclass(frozen=True)
