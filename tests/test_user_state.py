@@ -96,3 +96,53 @@ def test_events_resolve_only_their_own_keys(store):
     report = record_events(store, events, partial=True)
     assert report.stored == 1 and [r.line for r in report.rejected] == [1]
     assert [r.item_id for r in stored_interactions(store, user="u9")] == [IDS[3]]
+
+
+def _complete(store: CatalogStore) -> tuple[UserState, Counting]:
+    reader = Counting(store)
+    state = UserState(store, reader, lambda: stored_interactions(store))
+    store.derived["user_state"] = state
+    assert state.fill() and state.complete
+    return state, reader
+
+
+def test_complete_state_answers_every_user_and_item_without_reads(store):
+    state, reader = _complete(store)
+    lazy = UserState(store, Counting(store))
+    for u in ("u0", "u3", "nobody"):
+        assert sorted(state.history(u), key=lambda r: (r.timestamp, r.item_id)) == \
+            sorted(lazy.history(u), key=lambda r: (r.timestamp, r.item_id))
+    assert state.popularity(IDS) == lazy.popularity(IDS)
+    assert state.top() == count_popularity_top(store)
+    assert reader.reads == 0
+
+
+def test_complete_state_takes_its_own_writes_in(store):
+    state, reader = _complete(store)
+    top = state.top()
+    others = [{"user_id": f"v{n}", "item": IDS[41], "event": "like", "timestamp": time.time()}
+              for n in range(int(top) + 1)]
+    assert record_events(store, others).stored == len(others)
+    assert state.complete and reader.reads == 0
+    assert [r.user_id for r in state.history("v0")] == ["v0"]
+    assert state.popularity([IDS[41]])[IDS[41]] == len(others) == state.top()
+    again = record_events(store, others[:1])  # already stored: the state reads it again
+    assert again.stored == 0
+    assert [r.item_id for r in state.history("v0")] == [IDS[41]]  # once, not twice
+
+
+def test_complete_state_refills_after_another_process_writes(store):
+    state, _ = _complete(store)
+    other = CatalogStore.open(store.path)
+    other.add_interactions(stored_rows([Interaction("u3", IDS[45], "like", None, time.time(), None)], "x"))
+    assert IDS[45] in {r.item_id for r in state.history("u3")}  # read lazily at once
+    deadline = time.time() + 10
+    while not state.complete and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.complete and state.popularity([IDS[45]])[IDS[45]] >= 1
+
+
+def test_a_table_over_the_limit_stays_lazy(store):
+    state = UserState(store, Counting(store), lambda: stored_interactions(store), complete_rows=5)
+    assert not state.fill() and not state.complete
+    assert len(state.history("u2")) == 4

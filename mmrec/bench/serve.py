@@ -53,6 +53,7 @@ def build(path: Path, n: int) -> list[str]:
 
     store = build_catalog(path, n, _layout_dims())
     store.set_meta({"preset": SET})
+    add_segments(store)
     rng = np.random.default_rng(7)
     ids = [f"{i:032x}" for i in range(n)]
     now = time.time()
@@ -66,6 +67,36 @@ def build(path: Path, n: int) -> list[str]:
     if n >= MIN_INDEX_ROWS * 40:
         build_indexes(store)
     return ids
+
+
+def add_segments(store: Any, batch: int = 20_000, seed: int = 11) -> None:
+    """One segment per modality per item, as an ingest makes them: that block of the
+    item's fused vector, moved a little and made unit again, the other blocks zero."""
+    import pyarrow as pa
+
+    from mmrec.catalog import segments_schema
+
+    rng = np.random.default_rng(seed)
+    schema = segments_schema(store.layout)
+    t = store.items.to_lance().to_table(columns=["id", "fused", "duration"])
+    fused = np.asarray(t.column("fused").combine_chunks().values, np.float32).reshape(t.num_rows, -1)
+    ids, durations = t.column("id").to_pylist(), t.column("duration").to_numpy()
+    for lo in range(0, t.num_rows, batch):
+        hi = min(lo + batch, t.num_rows)
+        parts = []
+        for b in store.layout.blocks:
+            vec = np.zeros((hi - lo, store.layout.dim), np.float32)
+            cols = slice(b.offset, b.offset + b.dim)
+            block = fused[lo:hi, cols] + rng.normal(0, 0.02, (hi - lo, b.dim)).astype(np.float32)
+            vec[:, cols] = block / np.linalg.norm(block, axis=1, keepdims=True).clip(1e-9)
+            start = rng.uniform(0, 1, hi - lo) * durations[lo:hi] * 0.8
+            parts.append(pa.table({
+                "seg_id": [f"{i}:{b.modality}:0" for i in ids[lo:hi]], "item_id": ids[lo:hi],
+                "modality": [b.modality] * (hi - lo), "start": start, "end": start + 10.0,
+                "label": [""] * (hi - lo),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.ravel()), store.layout.dim),
+                "text": pa.nulls(hi - lo, pa.string())}, schema=schema))
+        store.segments.add(pa.concat_tables(parts))
 
 
 def _free_port() -> int:

@@ -24,6 +24,8 @@ from .ingest import (
     skip_known,
 )
 from .lock import CatalogBusyError, write_lock
+from .matrix import MATRIX_COLUMNS, ItemMatrix, load_items, matrix_of, with_rows
+from .resident import Resident, ResidentItems, keep_resident, resident, resident_items
 from .scan import iter_media_files
 from .store import (
     TRANSCRIPT_FIELDS,
@@ -34,6 +36,7 @@ from .store import (
     db_path,
     fs_path,
     items_schema,
+    segments_schema,
     segments_table,
     sql_list,
     sql_str,
@@ -66,8 +69,11 @@ __all__ = [
     "TRANSCRIPT_FIELDS", "Catalog", "CatalogBusyError", "CatalogNotFoundError", "CatalogStore",
     "IngestOptions",
     "IngestSummary", "ItemRecord", "SegmentRecord", "content_hash", "db_path", "default_db_path", "fs_path",
-    "ingest_directory", "items_schema", "iter_media_files", "sql_list", "sql_str", "vector_column",
+    "ingest_directory", "items_schema", "iter_media_files", "segments_schema", "sql_list", "sql_str",
+    "vector_column",
     "vector_matrix", "write_lock",
+    "MATRIX_COLUMNS", "ItemMatrix", "load_items", "matrix_of", "with_rows",
+    "Resident", "ResidentItems", "keep_resident", "resident", "resident_items",
     # the steps of ingest_directory that mmrec.distributed's engine runs too (one code path)
     "FileFailure", "collect_file", "finish_ingest", "kept_row", "plan_files", "segments_table", "skip_known",
     "ThumbFailure", "ThumbReport", "ThumbnailIdError", "ThumbnailNotFoundError", "build_thumbnails",

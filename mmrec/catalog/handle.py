@@ -19,6 +19,8 @@ from mmrec.catalog.ingest import (
     ingest_directory,
 )
 from mmrec.catalog.lock import write_lock
+from mmrec.catalog.matrix import MATRIX_COLUMNS
+from mmrec.catalog.resident import DEFAULT_MAX_BYTES, keep_resident, resident_items
 from mmrec.catalog.store import CatalogStore, db_path
 from mmrec.catalog.thumbs import ThumbReport, build_thumbnails, ensure_thumbnail
 from mmrec.errors import ConfigError
@@ -34,9 +36,11 @@ from mmrec.recommend import (
     UserRecommendations,
     UserVectorConfig,
     evaluate_catalog,
+    hold_user_state,
     import_interactions,
     recommend_all_users,
     recommend_for_user,
+    record_event_batches,
     record_events,
 )
 from mmrec.search import DEFAULT_KIND as DEFAULT_INDEX_KIND
@@ -88,6 +92,15 @@ class Catalog:
         if self._store is None or not CatalogStore.exists(self.path):
             self._store = CatalogStore.open(self.path)
         return self._store
+
+    def hold_in_memory(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bool:
+        """For a long-lived reader (the HTTP service): keep the item and segment vectors and
+        every user's interactions in memory from now on, so searches and recommendations
+        read no table (mmrec.catalog.resident, mmrec.recommend.state). Returns whether
+        every user's interactions fit (the vectors are kept while they fit max_bytes)."""
+        store = self._open()
+        keep_resident(store, max_bytes)
+        return hold_user_state(store)
 
     def store(self) -> CatalogStore:
         """The open store, for long-lived readers such as the HTTP service (every read sees
@@ -270,7 +283,9 @@ class Catalog:
         return SearchResult(hits, notes)
 
     def _find(self, store: CatalogStore, item: str) -> dict[str, Any]:
-        row = store.find_item(item)
+        copy = resident_items(store)  # a long-lived reader's items in memory: an id needs no read
+        at = None if copy is None else copy.items.index.get(item)
+        row = copy.items.rows([at], MATRIX_COLUMNS)[0] if at is not None else store.find_item(item)
         if row is None:
             raise ConfigError(f"no item {item!r} in {self.path}: use an id from `mmrec query --json`"
                               " output or a catalogued path")
@@ -349,6 +364,13 @@ class Catalog:
             return record_events(self._open(), events, dry_run=True)
         with write_lock(self.path, "interactions"):
             return record_events(self._open(), events, partial, source)
+
+    def record_event_batches(self, batches: Sequence[tuple[Sequence[dict[str, Any]], bool]], *,
+                             source: str = "events") -> list[EventReport]:
+        """record_events for several (events, partial) batches, each checked on its own, all
+        accepted ones stored in one commit (a service's group commit)."""
+        with write_lock(self.path, "interactions"):
+            return record_event_batches(self._open(), batches, source)
 
     def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,
                   explain: bool = False, options: RecommendOptions | None = None,

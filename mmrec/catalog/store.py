@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -213,6 +213,9 @@ class CatalogStore:
         # instead of recounting (the HTTP service's popularity count): name -> value.
         self.derived: dict[str, Any] = {}
         self._interactions: Any = None  # the interactions table, once it exists
+        # table name -> its latest version, from a watcher that polls them
+        # (mmrec.catalog.resident): reads that would check a version trust it instead
+        self.version_hint: Callable[[str], int | None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
     @staticmethod
@@ -248,6 +251,9 @@ class CatalogStore:
     def meta(self) -> dict[str, Any]:
         """The catalog's metadata (read again only when its table has a new version: every
         indexed search consults it, and parsing it costs ~1 ms)."""
+        known = self.version_hint("meta") if self.version_hint is not None else None
+        if known is not None and self._meta is not None and self._meta[0] >= known:
+            return dict(self._meta[1])
         version = self.meta_table.version
         if self._meta is None or self._meta[0] != version:
             out: dict[str, Any] = {}
@@ -264,6 +270,7 @@ class CatalogStore:
                 for k, v in values.items()]
         (self.meta_table.merge_insert("key").when_matched_update_all()
          .when_not_matched_insert_all().execute(pa.Table.from_pylist(rows, schema=META_SCHEMA)))
+        self._meta = None  # read again, whatever version_hint says
 
     # -- writes ------------------------------------------------------------------
     def write(self, items: list[ItemRecord], segments: list[SegmentRecord],
@@ -454,6 +461,15 @@ class CatalogStore:
             (table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
              .execute(pa.Table.from_pylist(rows, schema=INTERACTIONS_SCHEMA)))
         return table.count_rows() - before
+
+    def interaction_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of these interaction keys that are stored."""
+        table = self.interactions_table()
+        keys = list(dict.fromkeys(keys))
+        if table is None or not keys:
+            return set()
+        t = table.search().where(f"key IN ({sql_list(keys)})").select(["key"]).limit(None).to_arrow()
+        return set(t.column("key").to_pylist())
 
     def interaction_fragments(self) -> int:
         """Small data files of the interactions table: each live event batch adds one, and a

@@ -26,8 +26,12 @@ from mmrec.commands.options import db_option
 @click.option("--max-k", default=100, show_default=True, type=click.IntRange(1),
               help="Largest k a request may ask.")
 @click.option("--preset", default=None, help="Extractor set for queries (default: the catalog's).")
+@click.option("--memory-gb", default=2.0, show_default=True, type=click.FloatRange(min=0),
+              help="Most memory the item and segment vectors held in memory may take (0: read the "
+                   "tables on every request).")
 def serve_command(db: Path | None, host: str, port: int, token: str | None, workers: int,
-                  cors: tuple[str, ...], max_upload_mb: float, max_k: int, preset: str | None) -> None:
+                  cors: tuple[str, ...], max_upload_mb: float, max_k: int, preset: str | None,
+                  memory_gb: float) -> None:
     """Serve search, moments, recommendations, live events, media and a browser page over HTTP.
 
     The page is at /, the API docs at /docs. Stop with Ctrl-C.
@@ -36,6 +40,7 @@ def serve_command(db: Path | None, host: str, port: int, token: str | None, work
     from mmrec.serve import ServeConfig, serve
 
     config = ServeConfig(db=db or default_db_path(), host=host, port=port, token=token, workers=workers,
-                         cors=cors, max_upload_mb=max_upload_mb, max_k=max_k, preset=preset)
+                         cors=cors, max_upload_mb=max_upload_mb, max_k=max_k, preset=preset,
+                         memory_gb=memory_gb)
     serve(config, on_ready=lambda url: err_console.print(
         f"mmrec serving {config.db} at {url}/ (API docs: {url}/docs); Ctrl-C stops"))

@@ -12,9 +12,11 @@ from .from_catalog import (
     UnknownUserError,
     UserRecommendations,
     evaluate_catalog,
+    hold_user_state,
     import_interactions,
     recommend_all_users,
     recommend_for_user,
+    record_event_batches,
     record_events,
 )
 from .interactions import EVENTS, Interaction, InteractionsError, parse_interactions
@@ -27,6 +29,7 @@ __all__ = [
     "EVENTS", "BatchReport", "EvalReport", "EventReport", "ImportReport", "Interaction", "InteractionsError",
     "Recommendation", "RecommendOptions", "RerankConfig", "SentimentAnalyzer", "TextEncoder",
     "UnknownUserError", "UserRecommendations",
-    "UserVectorConfig", "evaluate_catalog", "import_interactions", "options_from", "parse_interactions",
-    "recommend_all_users", "recommend_for_user", "record_events", "score_text",
+    "UserVectorConfig", "evaluate_catalog", "hold_user_state", "import_interactions", "options_from",
+    "parse_interactions",
+    "recommend_all_users", "recommend_for_user", "record_event_batches", "record_events", "score_text",
 ]

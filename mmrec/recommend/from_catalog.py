@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mmrec.catalog import CatalogStore, vector_matrix
+from mmrec.catalog import MATRIX_COLUMNS, CatalogStore, ItemMatrix, load_items, resident_items, with_rows
 from mmrec.errors import ConfigError
 from mmrec.fusion import TEXT_MODALITIES
 from mmrec.recommend.evaluate import EvalReport, evaluate, parse_holdout
@@ -51,57 +51,29 @@ log = logging.getLogger(__name__)
 TextEncoder = Callable[[list[str]], Mapping[str, np.ndarray]]  # texts -> {modality: [n, d]}
 
 
-@dataclass(frozen=True)
-class ItemMatrix:
-    """Every item's fused vector, with the columns recommendations show."""
-
-    ids: list[str]
-    paths: list[str]
-    titles: list[str]
-    kinds: list[str]
-    vectors: np.ndarray  # float32 [N, D]
-    ingested_at: np.ndarray  # epoch seconds [N]
-    index: dict[str, int] = field(default_factory=dict)
-
-
-MATRIX_COLUMNS = ["id", "path", "title", "kind", "fused", "ingested_at"]
-
-
-def load_items(store: CatalogStore, ids: Iterable[str] | None = None) -> ItemMatrix:
-    """The item matrix of a catalog (one projected scan), or of just the given item ids."""
-    if ids is not None:
-        return _matrix(store.items_by_id(ids, MATRIX_COLUMNS), store.layout.dim)
-    t = store.columns(store.items, MATRIX_COLUMNS)
-    if t.num_rows == 0:
-        raise ConfigError(f"{store.path}: the catalog has no items: run `mmrec ingest DIR` first")
-    return _matrix(t, store.layout.dim)
-
-
-def _matrix(t: pa.Table, dim: int) -> ItemMatrix:
-    vectors = vector_matrix(t.column("fused"), dim)
-    ingested = t.column("ingested_at").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
-    ids = t.column("id").to_pylist()
-    return ItemMatrix(ids, t.column("path").to_pylist(), t.column("title").to_pylist(),
-                      t.column("kind").to_pylist(), vectors, ingested,
-                      {i: n for n, i in enumerate(ids)})
-
-
-def _with_rows(items: ItemMatrix, rows: Sequence[Mapping[str, Any]]) -> ItemMatrix:
-    """items plus these item rows (as search returns them) that it does not hold yet."""
-    new = [r for r in rows if r["id"] not in items.index]
-    if not new:
-        return items
-    ids = items.ids + [r["id"] for r in new]
-    vectors = np.concatenate([items.vectors, np.asarray([r["fused"] for r in new], np.float32)])
-    ingested = np.concatenate([items.ingested_at, np.array(
-        [r["ingested_at"].timestamp() if r["ingested_at"] else 0.0 for r in new], np.float64)])
-    return ItemMatrix(ids, items.paths + [r["path"] for r in new], items.titles + [r["title"] for r in new],
-                      items.kinds + [r["kind"] for r in new], vectors, ingested,
-                      {i: n for n, i in enumerate(ids)})
-
-
 def _state(store: CatalogStore) -> UserState:
-    return user_state(store, lambda user: stored_interactions(store, user=user))
+    return user_state(store, lambda user: stored_interactions(store, user=user),
+                      lambda: stored_interactions(store))
+
+
+def hold_user_state(store: CatalogStore) -> bool:
+    """Keep every user's interactions in memory for this store handle (a long-lived reader
+    such as the HTTP service), when the table is small enough (see UserState.fill)."""
+    return _state(store).fill()
+
+
+def _items_of(store: CatalogStore, ids: Iterable[str]) -> ItemMatrix:
+    """The item matrix of these ids: from a long-lived reader's copy when it has one."""
+    copy = resident_items(store)
+    if copy is None:
+        return load_items(store, ids)
+    positions = [p for p in map(copy.items.index.get, ids) if p is not None]
+    rows = copy.items.rows(positions, MATRIX_COLUMNS)
+    if not rows:
+        return load_items(store, [])
+    return ItemMatrix([r["id"] for r in rows], [r["path"] for r in rows], [r["title"] for r in rows],
+                      [r["kind"] for r in rows], copy.items.vectors[positions],
+                      copy.items.ingested_at[positions], {r["id"]: n for n, r in enumerate(rows)})
 
 
 def item_resolver(store: CatalogStore, base: Path | None = None) -> Callable[[str], str | None]:
@@ -127,7 +99,11 @@ def keyed_resolver(store: CatalogStore, keys: Iterable[str]) -> Callable[[str], 
     """item_resolver for a known set of keys (live events): only those ids and paths are
     looked up, so a handful of events does not read every item's path."""
     keys = set(keys)
-    found = {r["id"]: r["id"] for r in store.items_by_id(keys, ["id"]).to_pylist()}
+    copy = resident_items(store)  # a long-lived reader's copy: ids need no read
+    if copy is not None:
+        found = {k: k for k in keys if k in copy.items.index}
+    else:
+        found = {r["id"]: r["id"] for r in store.items_by_id(keys, ["id"]).to_pylist()}
     paths: dict[str, str] = {}
     for key in keys - set(found):
         try:
@@ -206,17 +182,46 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     (then the valid ones are); dry_run only validates. The next recommendation reads them:
     user vectors are built from the stored interactions on every request.
     """
-    keys = [str(r["item"]) for r in records if isinstance(r, Mapping) and r.get("item") is not None]
-    parsed = validate_records(records, keyed_resolver(store, keys))
-    if dry_run or not parsed.rows or (parsed.rejected and not partial):
-        return EventReport(len(records), 0, parsed.rejected, written=False)
-    before = {"rows": store.interaction_rows(), "count": popularity_top(store)}
+    if dry_run:
+        keys = [str(r["item"]) for r in records if isinstance(r, Mapping) and r.get("item") is not None]
+        return EventReport(len(records), 0, validate_records(records, keyed_resolver(store, keys)).rejected,
+                           written=False)
+    return record_event_batches(store, [(records, partial)], source)[0]
+
+
+def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[Mapping[str, Any]], bool]],
+                         source: str = "events") -> list[EventReport]:
+    """record_events for several callers' batches (records, partial) at once: each is
+    validated on its own, and every accepted one is stored in the same commit (a service's
+    group commit: one commit for all the clients that posted while the last one ran)."""
+    keys = [str(r["item"]) for recs, _ in batches for r in recs
+            if isinstance(r, Mapping) and r.get("item") is not None]
+    resolve = keyed_resolver(store, keys)
+    parsed = [validate_records(recs, resolve) for recs, _ in batches]
+    accepted = [p.rows if p.rows and (partial or not p.rejected) else []
+                for p, (_, partial) in zip(parsed, batches, strict=True)]
+    rows = [stored_rows(a, source) if a else [] for a in accepted]
+    flat = [r for batch in rows for r in batch]
+    if not flat:
+        return [EventReport(len(recs), 0, p.rejected, written=False)
+                for p, (recs, _) in zip(parsed, batches, strict=True)]
+    stored_before = store.interaction_keys([r["key"] for r in flat]) if len(batches) > 1 else set()
     state = _state(store)
+    before = None if state.complete else {"rows": store.interaction_rows(), "count": popularity_top(store)}
     version = state.before_write()
-    stored = store.add_interactions(stored_rows(parsed.rows, source))
-    state.after_write(version, [r.user_id for r in parsed.rows], [r.item_id for r in parsed.rows])
-    _raise_popularity_top(store, before, parsed.rows, stored)  # the next list needs no recount
-    return EventReport(len(records), stored, parsed.rejected, written=True)
+    stored = store.add_interactions(flat)
+    state.after_write(version, [Interaction(r["user_id"], r["item_id"], r["event"], r["value"],
+                                            r["timestamp"], r["text"], sentiment=r["sentiment"])
+                                for r in flat], stored)
+    if before is not None:  # the next list needs no recount (complete state keeps its own)
+        _raise_popularity_top(store, before, [r for a in accepted for r in a], stored)
+    reports = []
+    for p, (recs, _), batch in zip(parsed, batches, rows, strict=True):
+        new = {r["key"] for r in batch} - stored_before
+        stored_before |= new
+        reports.append(EventReport(len(recs), stored if len(batches) == 1 else len(new), p.rejected,
+                                   written=bool(batch)))
+    return reports
 
 
 def stored_interactions(store: CatalogStore, user: str | None = None,
@@ -342,7 +347,7 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     else:
         interactions = stored_interactions(store)
     mine = {r.item_id for r in interactions if r.user_id == user}
-    items = load_items(store, mine) if two_stage else load_items(store)
+    items = _items_of(store, mine) if two_stage else load_items(store)
     histories = histories_from_interactions(interactions, items.index)
     prior = interests_vector(interests, _need(encode), layout) if interests is not None else None
     if user is None:
@@ -368,9 +373,11 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     popularity = None
     if two_stage:  # the index's nearest items, then every stage on those candidates only
         fetch = max(options.k, options.k * options.candidate_factor) + len(mine)
-        items = _with_rows(items, nearest_rows(store, users[0], fetch, MATRIX_COLUMNS))
-        top = popularity_top(store)
-        known = _state(store).popularity(items.ids)
+        items = with_rows(items, nearest_rows(store, users[0], fetch, MATRIX_COLUMNS))
+        state = _state(store)
+        top = state.top()
+        top = popularity_top(store) if top is None else top
+        known = state.popularity(items.ids)
         popularity = np.array([known[i] for i in items.ids], dtype=np.int64)
         histories = histories_from_interactions(interactions, items.index)
     hist = histories.get(user) if user is not None else None

@@ -2,13 +2,17 @@
 each user's stored interactions and each item's popularity, valid for one version of the
 interactions table.
 
-A write through this store moves the table on by one version: the cache then refreshes
-only the users and items that write touched. Any other change (another process's import,
-a compaction) shows as a version it did not expect, and everything is read afresh.
+Complete mode (`fill`): a table of at most COMPLETE_ROWS rows is read whole once, and then
+a user without rows, or an item without positive events, needs no read either. A write
+through this store moves the table on by one version: complete state takes the written
+rows in as they are; otherwise only the users and items that write touched are read
+again. Any other change (another process's import, a compaction) shows as a version it
+did not expect: everything is dropped, read lazily, and filled again in the background.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -16,16 +20,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from mmrec.recommend.interactions import Interaction, positive_rows
+from mmrec.catalog import resident
+from mmrec.recommend.interactions import Interaction, is_positive, positive_rows
 
 STATE_KEY = "user_state"  # where the cache lives in CatalogStore.derived
+COMPLETE_ROWS = 1_000_000  # tables up to this size are held whole (~300 bytes a row)
+log = logging.getLogger(__name__)
 
 
-def user_state(store: Any, read_user: Callable[[str], list[Interaction]]) -> UserState:
+def user_state(store: Any, read_user: Callable[[str], list[Interaction]],
+               read_all: Callable[[], list[Interaction]] | None = None) -> UserState:
     """The store's cache (made on first use; it lives as long as the store handle)."""
     state = store.derived.get(STATE_KEY)
     if state is None:
-        state = store.derived[STATE_KEY] = UserState(store, read_user)
+        state = store.derived[STATE_KEY] = UserState(store, read_user, read_all)
     return state
 
 
@@ -33,16 +41,39 @@ class UserState:
     """Per-user interactions and per-item popularity (distinct users with a positive event)."""
 
     def __init__(self, store: Any, read_user: Callable[[str], list[Interaction]],
-                 max_users: int = 50_000) -> None:
+                 read_all: Callable[[], list[Interaction]] | None = None, max_users: int = 50_000,
+                 complete_rows: int = COMPLETE_ROWS) -> None:
         self.store = store
         self._read_user = read_user
+        self._read_all = read_all
         self.max_users = max_users
+        self.complete_rows = complete_rows
         self._lock = threading.Lock()
         self._version: int | None = None
         self._users: OrderedDict[str, list[Interaction]] = OrderedDict()
         self._popularity: dict[str, int] = {}
+        self._complete = False  # every user and every item's positive users are held
+        self._positive: dict[str, set[str]] = {}  # item -> users with a positive event (complete)
+        self._filling = False
+        self._top = 0  # the largest popularity (complete)
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def top(self) -> float | None:
+        """The largest popularity of any item, in complete mode (None otherwise)."""
+        with self._lock:
+            self._current()
+            return float(self._top) if self._complete else None
 
     def _table_version(self) -> int:
+        """The table's version; the one held when a watcher of the tables (a Resident) has
+        seen none newer, so a request need not check it itself."""
+        kept = resident(self.store)
+        seen = None if kept is None else kept.version("interactions")
+        if seen is not None and self._version is not None and seen <= self._version:
+            return self._version
         table = self.store.interactions_table()
         return -1 if table is None else int(table.version)
 
@@ -50,21 +81,73 @@ class UserState:
         """Drop everything when the table is not at the version the cache holds."""
         version = self._table_version()
         if version != self._version:
-            self._users.clear()
-            self._popularity.clear()
+            was_complete = self._complete
+            self._drop()
             self._version = version
+            if was_complete:
+                self._fill_later()
 
+    def _drop(self) -> None:
+        self._users.clear()
+        self._popularity.clear()
+        self._positive.clear()
+        self._complete = False
+
+    # -- complete mode ----------------------------------------------------------------
+    def fill(self) -> bool:
+        """Hold the whole table when it has at most complete_rows rows (True if it now does)."""
+        if self._read_all is None:
+            return False
+        table = self.store.interactions_table()
+        if table is not None and table.count_rows() > self.complete_rows:
+            return False
+        version = -1 if table is None else int(table.version)
+        rows = self._read_all() if table is not None else []
+        users: OrderedDict[str, list[Interaction]] = OrderedDict()
+        positive: dict[str, set[str]] = {}
+        for r in rows:
+            users.setdefault(r.user_id, []).append(r)
+            if is_positive(r.event, r.value):
+                positive.setdefault(r.item_id, set()).add(r.user_id)
+        with self._lock:
+            current = -1 if table is None else int(table.version)
+            if current != version:  # written meanwhile: stay lazy, the next drop fills again
+                return False
+            self._drop()
+            self._users, self._positive, self._version, self._complete = users, positive, version, True
+            self._top = max(map(len, positive.values()), default=0)
+        log.info("%d interactions of %d users held in memory", len(rows), len(users))
+        return True
+
+    def _fill_later(self) -> None:
+        """fill() in a background thread (one at a time); reads are lazy meanwhile."""
+        if self._filling or self._read_all is None:
+            return
+        self._filling = True
+
+        def run() -> None:
+            try:
+                self.fill()
+            except Exception as e:  # noqa: BLE001 - lazy reads keep serving
+                log.warning("reading every interaction again failed: %s", e)
+            finally:
+                self._filling = False
+
+        threading.Thread(target=run, name="mmrec-user-state", daemon=True).start()
+
+    # -- reads ------------------------------------------------------------------------
     def history(self, user: str) -> list[Interaction]:
         """The user's stored interactions (an empty list for an unknown user)."""
         with self._lock:
             self._current()
             rows = self._users.get(user)
-            if rows is not None:
-                self._users.move_to_end(user)
-                return rows
+            if rows is not None or self._complete:
+                if rows is not None and not self._complete:
+                    self._users.move_to_end(user)
+                return list(rows or [])
         rows = self._read_user(user)
         with self._lock:
-            if self._table_version() == self._version:  # nobody wrote while it was read
+            if self._table_version() == self._version and not self._complete:  # nobody wrote meanwhile
                 self._users[user] = rows
                 while len(self._users) > self.max_users:
                     self._users.popitem(last=False)
@@ -75,33 +158,50 @@ class UserState:
         items = list(items)
         with self._lock:
             self._current()
+            if self._complete:
+                return {i: len(self._positive.get(i, ())) for i in items}
             missing = [i for i in items if i not in self._popularity]
             version = self._version
         counts = popularity_by_item(self.store.interaction_columns(
             ["user_id", "item_id", "event", "value"], items=missing)) if missing else {}
         with self._lock:
-            if self._version == version and self._table_version() == version:
+            if self._version == version and self._table_version() == version and not self._complete:
                 for i in missing:
                     self._popularity[i] = counts.get(i, 0)
             known = {i: self._popularity.get(i, counts.get(i, 0)) for i in items}
         return known
 
+    # -- this store's writes ----------------------------------------------------------
     def before_write(self) -> int:
         """The table version a write starts from (call under the interactions lock)."""
-        return self._table_version()
+        table = self.store.interactions_table()
+        return -1 if table is None else int(table.version)
 
-    def after_write(self, before: int, users: Sequence[str], items: Sequence[str]) -> None:
-        """After this store wrote one commit from `before`: forget only what it touched."""
+    def after_write(self, before: int, rows: Sequence[Interaction], stored: int) -> None:
+        """After this store wrote one commit from `before` holding `stored` of `rows` (the
+        rest were stored already): take them in, or forget only what they touched."""
         with self._lock:
-            after = self._table_version()
+            table = self.store.interactions_table()
+            after = -1 if table is None else int(table.version)
             if self._version != before or after != before + 1:
-                self._users.clear()
-                self._popularity.clear()
+                was_complete = self._complete
+                self._drop()
+                if was_complete:
+                    self._fill_later()
+            elif self._complete and stored == len(rows):
+                for r in rows:
+                    self._users.setdefault(r.user_id, []).append(r)
+                    if is_positive(r.event, r.value):
+                        liked = self._positive.setdefault(r.item_id, set())
+                        liked.add(r.user_id)
+                        self._top = max(self._top, len(liked))
             else:
-                for u in users:
-                    self._users.pop(u, None)
-                for i in items:
-                    self._popularity.pop(i, None)
+                if self._complete:  # which rows were new is unknown: read lazily, fill again
+                    self._drop()
+                    self._fill_later()
+                for r in rows:
+                    self._users.pop(r.user_id, None)
+                    self._popularity.pop(r.item_id, None)
             self._version = after
 
 
@@ -112,3 +212,4 @@ def popularity_by_item(t: pa.Table) -> dict[str, int]:
     pairs = t.filter(positive_rows(t["event"], t["value"])).group_by(["item_id", "user_id"]).aggregate([])
     counts = pairs.group_by("item_id").aggregate([("user_id", "count")])
     return dict(zip(counts["item_id"].to_pylist(), counts["user_id_count"].to_pylist(), strict=True))
+

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from mmrec.catalog import CatalogStore, sql_list
+from mmrec.catalog import CatalogStore, resident, sql_list
 from mmrec.errors import ConfigError
+from mmrec.search.in_memory import resident_rows
 from mmrec.search.index import far_sketch, search_kind
 
 
@@ -72,6 +73,10 @@ def _search_rows(store: CatalogStore, table: Any, column: str, query: np.ndarray
     """The top `limit` rows by query · column (near: query is a stored vector). An unfiltered
     query from outside the catalog takes the sketch's scan where calibration chose it
     (mmrec.search.sketch); every other query the LanceDB search of _vector_query."""
+    if table is store.items and column == "fused" and not where and columns is not None:
+        kept = resident_rows(store, query, limit, columns, exact)  # a long-lived reader's copy
+        if kept is not None:
+            return kept
     route = None if near or where else far_sketch(store, table, exact)
     if route is not None:
         from mmrec.search.sketch import search_rows
@@ -199,6 +204,15 @@ def best_segments(store: CatalogStore, query: np.ndarray, item_ids: list[str]) -
     """For each item, its segment with the highest query score (the moment to show)."""
     if not item_ids:
         return {}
+    kept = resident(store)
+    copy = None if kept is None else kept.segments()
+    if copy is not None:  # a long-lived reader's copy: no table read
+        best_kept: dict[str, Segment] = {}
+        for item in item_ids:
+            lo, hi = copy.span(item)
+            if hi > lo:
+                best_kept[item] = Segment.from_row(copy.row(lo + int(np.argmax(copy.vectors[lo:hi] @ query))))
+        return best_kept
     rows = (store.segments.search().where(f"item_id IN ({sql_list(item_ids)})").limit(None)
             .to_arrow().to_pylist())
     best: dict[str, tuple[float, Segment]] = {}

@@ -27,6 +27,8 @@ class ServeConfig:
         max_k: largest k any request may ask for.
         preload: load the catalog's extractors at start-up (not at the first query).
         preset: extractor set for text and file queries (default: the catalog's).
+        memory_gb: most memory the item and segment vectors kept in memory may take (a
+            table past it is read on each request instead).
     """
 
     db: Path
@@ -39,6 +41,7 @@ class ServeConfig:
     max_k: int = 100
     preload: bool = True
     preset: str | None = None
+    memory_gb: float = 2.0
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -47,8 +50,8 @@ class ServeConfig:
                 "events then need 'Authorization: Bearer T'), or listen on 127.0.0.1")
         if self.token is not None and len(self.token) < 8:
             raise ConfigError("--token is too short: use at least 8 characters")
-        if self.workers < 1 or self.max_k < 1 or self.max_upload_mb <= 0:
-            raise ConfigError("--workers, --max-k and --max-upload-mb must be positive")
+        if self.workers < 1 or self.max_k < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
+            raise ConfigError("--workers, --max-k, --max-upload-mb and --memory-gb must be positive")
 
     @property
     def max_upload_bytes(self) -> int:

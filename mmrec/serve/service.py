@@ -16,12 +16,20 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from mmrec.catalog import Catalog, fs_path, vector_column, write_lock
+from mmrec.catalog import (
+    MATRIX_COLUMNS,
+    Catalog,
+    fs_path,
+    resident_items,
+    vector_column,
+    write_lock,
+)
 from mmrec.errors import ConfigError
 from mmrec.recommend import options_from
 
 from .config import ServeConfig
 from .filters import where_clause
+from .group_commit import GroupCommit
 from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, field_errors
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,10 @@ class Service:
         self.config = config
         self.catalog = Catalog(config.db)
         self.store = self.catalog.store()  # raises CatalogNotFoundError: nothing to serve
-        self._writes = threading.Lock()  # one event batch at a time (the file lock is per call)
+        # vectors and users' interactions in memory: requests read no table
+        self.users_held = self.catalog.hold_in_memory(int(config.memory_gb * 2**30))
+        # one commit at a time, holding every batch posted meanwhile (the file lock is per call)
+        self.events = GroupCommit(lambda batches: self.catalog.record_event_batches(batches, source="api"))
         self._compacting = threading.Event()
         self.started = time.time()
 
@@ -87,7 +98,12 @@ class Service:
     # -- items --------------------------------------------------------------------
     def item_row(self, item_id: str, columns: list[str] | None = None) -> dict[str, Any]:
         """The item's stored row (these columns only, when given), or NotFound."""
-        rows = self.store.get_items([item_id], columns)
+        copy = resident_items(self.store)  # current, so an id it lacks is in no version
+        if copy is not None and columns is not None and not set(columns) - set(MATRIX_COLUMNS):
+            at = copy.items.index.get(item_id)
+            rows = [] if at is None else copy.items.rows([at], columns)
+        else:
+            rows = self.store.get_items([item_id], columns)
         if not rows:
             raise NotFound(f"no item {item_id!r} in this catalog")
         return rows[0]
@@ -167,8 +183,7 @@ class Service:
         if rejected and not partial:  # nothing is written: say what else is wrong, too
             report = self.catalog.record_events(records, dry_run=True)
         else:
-            with self._writes:
-                report = self.catalog.record_events(records, partial=partial, source="api")
+            report = self.events.write((records, partial))
             if report.written:
                 self._compact_when_due()
         rejected += [{"index": good[r.line][0], "reason": r.reason} for r in report.rejected]
@@ -186,7 +201,7 @@ class Service:
 
         def compact() -> None:
             try:
-                with self._writes, write_lock(self.config.db, "interactions"):
+                with self.events.lock, write_lock(self.config.db, "interactions"):
                     t = time.perf_counter()
                     self.store.optimize_interactions()
                     log.info("interactions compacted in %.2f s", time.perf_counter() - t)
