@@ -123,11 +123,6 @@ class Resident:
         """The table's latest version as last seen (None: it does not exist yet)."""
         return self._versions.get(table)
 
-    def wrote(self, table: str, version: int) -> None:
-        """This process committed `version` of table: no need to wait for the watcher."""
-        if version > self._versions.get(table, -1):
-            self._versions[table] = version
-
     def close(self) -> None:
         self._stop.set()
 
