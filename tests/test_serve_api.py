@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,6 +58,10 @@ def test_health_stats_and_docs(env):
     assert stats["random_modalities"] == ["audio", "visual"]  # tiny CLIP/CLAP run on random weights
     assert {"items", "segments", "interactions"} <= set(stats["table_versions"])
     assert "path" not in stats
+    held = stats["in_memory"]  # the catalog answers from memory, at the tables' versions
+    assert held["items"]["version"] == stats["table_versions"]["items"] and held["items"]["mb"] >= 0
+    assert held["segments"]["version"] == stats["table_versions"]["segments"]
+    assert held["all_user_histories"] is True
     assert env.client.get("/docs").status_code == 200
     paths = env.client.get("/openapi.json").json()["paths"]
     assert {"/api/search", "/api/search/file", "/api/recommend", "/api/events",
@@ -248,6 +253,26 @@ def test_an_event_changes_the_very_next_recommendation(env):
     zoe = env.client.post("/api/recommend", json={"user": "zoe", "k": 2, "explain": True}).json()
     assert zoe["history"] == 1
     assert zoe["recommendations"][0]["because"]["item_id"] == env.ids["jazz_piano_trio"]
+
+
+def test_concurrent_event_posts_each_get_their_answer_and_the_next_list_reflects_them(env):
+    before = env.client.get("/api/stats").json()["in_memory"]
+    items = list(env.ids.values())
+
+    def post(i: int) -> dict:
+        with httpx.Client(base_url=env.client.base_url, timeout=30) as c:
+            return c.post("/api/events", json=[{"user": f"crowd{i}", "item": items[i % len(items)],
+                                                "event": "like"}]).json()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert answers == [{"received": 1, "stored": 1, "written": True, "rejected": []}] * 8
+    after = env.client.get("/api/stats").json()["in_memory"]
+    assert after["event_batches"] - before["event_batches"] == 8
+    assert 1 <= after["event_commits"] - before["event_commits"] <= 8
+    for i in range(8):
+        rec = env.client.post("/api/recommend", json={"user": f"crowd{i}", "k": 3}).json()
+        assert rec["history"] == 1
+        assert items[i % len(items)] not in [x["item_id"] for x in rec["recommendations"]]
 
 
 def test_event_batches_are_all_or_nothing_with_reasons_by_index(env):

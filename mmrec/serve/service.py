@@ -20,6 +20,7 @@ from mmrec.catalog import (
     MATRIX_COLUMNS,
     Catalog,
     fs_path,
+    resident,
     resident_items,
     vector_column,
     write_lock,
@@ -231,7 +232,19 @@ class Service:
         s["random_modalities"] = sorted(self.random_modalities())
         s["table_versions"] = self.versions()
         s["users"] = len(self.store.user_counts())
+        s["in_memory"] = self.in_memory()
         return s
+
+    def in_memory(self) -> dict[str, Any]:
+        """What requests answer from memory now (a table not copied, or whose copy is behind
+        a commit, is read per request) and how event batches were grouped into commits."""
+        kept = resident(self.store)
+        copies = {"items": None if kept is None else kept.items(),
+                  "segments": None if kept is None else kept.segments()}
+        return {**{name: None if c is None else {"version": c.version, "mb": round(c.nbytes / 2**20, 1)}
+                   for name, c in copies.items()},
+                "all_user_histories": self.users_held,
+                "event_commits": self.events.commits, "event_batches": self.events.batches}
 
     def versions(self) -> dict[str, int]:
         """Each table's current version: a request sees one consistent version per table."""
