@@ -15,7 +15,8 @@ from mmrec.bench.query import build_catalog
 from mmrec.bench.serve import add_segments
 from mmrec.catalog import CatalogStore, keep_resident, resident_items
 from mmrec.catalog.store import ItemRecord
-from mmrec.search import nearest, sketch
+from mmrec.fusion import FusionLayout
+from mmrec.search import in_memory, nearest, sketch
 from mmrec.search.calibration import Calibration, off_item_queries
 from mmrec.search.index import build_indexes
 
@@ -120,3 +121,42 @@ def test_the_sketch_shortlists_far_and_near_queries_from_the_copy(store, monkeyp
         recall.append(len(got & want) / 10)
     assert len(used) == len(recall) and min(used) >= 10
     assert np.mean(recall[:20]) >= 0.95 and np.mean(recall[20:]) >= 0.95
+
+
+def _low_rank(rng: np.random.Generator, n: int, dim: int, rank: int) -> np.ndarray:
+    x = rng.standard_normal((n, rank)) @ rng.standard_normal((rank, dim))
+    x += 0.02 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_projection_is_measured_and_refused_where_it_would_miss_neighbours():
+    layout = FusionLayout.from_dims([("visual", "synthetic-visual", 128)])
+    rng = np.random.default_rng(2)
+    proj = in_memory.projection(_low_rank(rng, 4000, 128, 12), layout)
+    assert proj is not None and proj.recall >= in_memory.TARGET_RECALL
+    assert [k for k, _ in proj.shortlists][0] == 10 and proj.size(10) <= 1000
+    assert proj.size(11) >= proj.size(10) and proj.size(400) > proj.size(100)  # scaled past the last k
+    iso = rng.standard_normal((4000, 256)).astype(np.float32)  # 64 of 256 directions: a quarter of it
+    wide = FusionLayout.from_dims([("visual", "synthetic-visual", 256)])
+    assert in_memory.projection(iso / np.linalg.norm(iso, axis=1, keepdims=True), wide) is None
+
+
+def test_a_copy_large_enough_is_searched_through_its_projection(store, monkeypatch):
+    monkeypatch.setattr(in_memory, "PROJECTION_ROWS", 1000)
+    exact = CatalogStore.open(store.path)
+    _kept(store)
+    q0 = off_item_queries(store.layout, 1, seed=1)[0]
+    assert _answer(store, q0, exact=True) == _answer(store, q0)  # every row scored while it builds
+    deadline = time.monotonic() + 60
+    while not resident_items(store).memo.get("projection") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proj = resident_items(store).memo["projection"]
+    assert proj and proj.recall >= in_memory.TARGET_RECALL
+    used = []
+    real = in_memory.Projection.candidates
+    monkeypatch.setattr(in_memory.Projection, "candidates",
+                        lambda self, q, n: used.append(n) or real(self, q, n))
+    queries = off_item_queries(store.layout, 20, seed=13)
+    recall = [len({h[0] for h in _answer(store, q, with_segments=False)}
+                  & {h[0] for h in _answer(exact, q, with_segments=False, exact=True)}) / 10 for q in queries]
+    assert len(used) == len(queries) and np.mean(recall) >= 0.95

@@ -44,7 +44,7 @@ from mmrec.recommend.ranker import (
 )
 from mmrec.recommend.state import UserState, popularity_by_item, user_state
 from mmrec.recommend.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
-from mmrec.search import nearest_rows, query_weights, search_kind
+from mmrec.search import EXACT_SEARCH_BELOW, nearest_rows, query_weights, search_kind
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ def hold_user_state(store: CatalogStore) -> bool:
     """Keep every user's interactions in memory for this store handle (a long-lived reader
     such as the HTTP service), when the table is small enough (see UserState.fill)."""
     return _state(store).fill()
+
+
+def _two_stage(store: CatalogStore) -> bool:
+    """Whether a recommendation ranks the nearest items only (a catalog large enough for
+    an index; for a long-lived reader's copy in memory, large enough for candidates to pay)."""
+    copy = resident_items(store)
+    if copy is not None:
+        return len(copy.items.ids) >= EXACT_SEARCH_BELOW
+    return search_kind(store, store.items, None) is not None
 
 
 def _items_of(store: CatalogStore, ids: Iterable[str]) -> ItemMatrix:
@@ -341,13 +350,14 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
         raise ConfigError("give --user ID or --interests TEXT")
     layout = store.layout
     now = time.time() if now is None else now
-    two_stage = search_kind(store, store.items, None) is not None
+    two_stage = _two_stage(store)
     if two_stage:  # this user's rows now (kept between requests); candidates' popularity below
         interactions = _state(store).history(user) if user is not None else []
     else:
         interactions = stored_interactions(store)
     mine = {r.item_id for r in interactions if r.user_id == user}
-    items = _items_of(store, mine) if two_stage else load_items(store)
+    copy = resident_items(store)
+    items = _items_of(store, mine) if two_stage else copy.items if copy is not None else load_items(store)
     histories = histories_from_interactions(interactions, items.index)
     prior = interests_vector(interests, _need(encode), layout) if interests is not None else None
     if user is None:

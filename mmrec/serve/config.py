@@ -29,6 +29,8 @@ class ServeConfig:
         preset: extractor set for text and file queries (default: the catalog's).
         memory_gb: most memory the item and segment vectors kept in memory may take (a
             table past it is read on each request instead).
+        threads: threads one request's math (BLAS, Numba, torch) may use: 1 serves
+            concurrent requests best (no thread pools fighting over the cores).
     """
 
     db: Path
@@ -42,6 +44,7 @@ class ServeConfig:
     preload: bool = True
     preset: str | None = None
     memory_gb: float = 2.0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -50,8 +53,9 @@ class ServeConfig:
                 "events then need 'Authorization: Bearer T'), or listen on 127.0.0.1")
         if self.token is not None and len(self.token) < 8:
             raise ConfigError("--token is too short: use at least 8 characters")
-        if self.workers < 1 or self.max_k < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
-            raise ConfigError("--workers, --max-k, --max-upload-mb and --memory-gb must be positive")
+        if min(self.workers, self.max_k, self.threads) < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
+            raise ConfigError("--workers, --max-k, --threads, --max-upload-mb and --memory-gb "
+                              "must be positive")
 
     @property
     def max_upload_bytes(self) -> int:

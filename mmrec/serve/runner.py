@@ -7,12 +7,27 @@ from collections.abc import Callable
 
 from .config import ENV, ServeConfig
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def limit_threads(n: int) -> None:
+    """Give each request's math n threads: set for this process and its workers before
+    torch and Numba start their pools (a variable the user set wins), and for the BLAS
+    and OpenMP pools already loaded. A service runs many requests at once, so pools
+    of a thread per core each would only fight over the cores."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(n))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
+
 
 def serve(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted. With workers > 1 uvicorn starts that many processes, each
     building the app (and loading the extractors) from the config passed in the environment."""
     import uvicorn
 
+    limit_threads(config.threads)
     url = f"http://{config.host}:{config.port}"
     if config.workers > 1:
         os.environ[ENV] = config.to_env()
