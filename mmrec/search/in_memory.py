@@ -113,6 +113,16 @@ class Projection:
         return np.argpartition(-est, n - 1)[:n] if n < len(est) else np.arange(len(est))
 
 
+def prepare_resident(store: CatalogStore) -> None:
+    """Build and measure the projection of the store's current copy now (a service's start:
+    its first requests then need not scan every row while it builds in the background)."""
+    copy = resident_items(store)
+    if copy is not None and len(copy.items.ids) >= PROJECTION_ROWS and "projection" not in copy.memo:
+        _BUILDING.acquire()
+        copy.memo["projection"] = None  # claimed, as a query would
+        _build(store, copy)  # releases _BUILDING
+
+
 def _projected_candidates(store: CatalogStore, copy: ResidentItems, q: np.ndarray,
                           limit: int) -> np.ndarray | None:
     """The projection's shortlist for q, once it is built and measured (in a background

@@ -27,6 +27,7 @@ from mmrec.catalog import (
 )
 from mmrec.errors import ConfigError
 from mmrec.recommend import options_from
+from mmrec.search import prepare_resident
 
 from .config import ServeConfig
 from .filters import where_clause
@@ -60,6 +61,7 @@ class Service:
         t = time.perf_counter()
         self.catalog.extractors(self.config.preset, self.store)
         log.info("extractors loaded in %.1f s", time.perf_counter() - t)
+        prepare_resident(self.store)  # the copy's candidate stage, before the first request
 
     # -- search -------------------------------------------------------------------
     def _k(self, k: int) -> int:
