@@ -136,8 +136,8 @@ def test_the_projection_is_measured_and_refused_where_it_would_miss_neighbours()
     assert proj is not None and proj.recall >= in_memory.TARGET_RECALL
     assert [k for k, _ in proj.shortlists][0] == 10 and proj.size(10) <= 1000
     assert proj.size(11) >= proj.size(10) and proj.size(400) > proj.size(100)  # scaled past the last k
-    iso = rng.standard_normal((4000, 256)).astype(np.float32)  # 64 of 256 directions: a quarter of it
-    wide = FusionLayout.from_dims([("visual", "synthetic-visual", 256)])
+    iso = rng.standard_normal((4000, 1024)).astype(np.float32)  # 256 of 1,024 directions: a quarter of it
+    wide = FusionLayout.from_dims([("visual", "synthetic-visual", 1024)])
     assert in_memory.projection(iso / np.linalg.norm(iso, axis=1, keepdims=True), wide) is None
 
 
