@@ -275,6 +275,21 @@ def test_concurrent_event_posts_each_get_their_answer_and_the_next_list_reflects
         assert items[i % len(items)] not in [x["item_id"] for x in rec["recommendations"]]
 
 
+def test_concurrent_text_queries_are_answered_as_alone(env):
+    queries = ["football match goals", "relaxing rain", "jazz piano", "cooking pasta"] * 2
+    alone = [[h["item_id"] for h in search(env, text=q, k=3).json()["hits"]] for q in queries]
+    before = env.client.get("/api/stats").json()["in_memory"]
+
+    def ask(q: str) -> list[str]:
+        with httpx.Client(base_url=env.client.base_url, timeout=60) as c:
+            return [h["item_id"] for h in c.post("/api/search", json={"text": q, "k": 3}).json()["hits"]]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(ask, queries))
+    assert together == alone
+    after = env.client.get("/api/stats").json()["in_memory"]
+    assert after["texts"] - before["texts"] == 8 and 1 <= after["text_passes"] - before["text_passes"] <= 8
+
+
 def test_event_batches_are_all_or_nothing_with_reasons_by_index(env):
     good = {"user": "yan", "item": env.ids["rain_ambience"], "event": "view", "value": 0.9}
     batch = [good, {**good, "item": "0123456789abcdef"}, {**good, "event": "love"}, {**good, "value": 7},

@@ -85,6 +85,14 @@ class Catalog:
         self._store: CatalogStore | None = None
         self._preset: str | None = None
         self._sources: dict[tuple[Any, ...], list[Any]] = {}  # (set, chosen) -> TextSources
+        # (extractors, texts) -> {modality: vectors}: what text queries and interests go
+        # through (the HTTP service batches concurrent ones: set_text_embedder)
+        self._embed_texts: Callable[[Sequence[Any], list[str]], dict[str, np.ndarray]] = embed_texts
+
+    def set_text_embedder(self, embed: Callable[[Sequence[Any], list[str]], dict[str, np.ndarray]]) -> None:
+        """Send every text this handle embeds (queries, interests, comments) through
+        embed(extractors, texts) -> {modality: [len(texts), dim]}: a service's batcher."""
+        self._embed_texts = embed
 
     # -- extractors ---------------------------------------------------------------
     def _open(self) -> CatalogStore:
@@ -255,7 +263,7 @@ class Catalog:
         if text is not None:
             extractors = self.extractors(preset, store, [m for m in layout.modalities if w.get(m)])
             self._check_fingerprints(store, extractors)
-            vectors = {m: v[0] for m, v in embed_texts(extractors, [text]).items()}
+            vectors = {m: v[0] for m, v in self._embed_texts(extractors, [text]).items()}
             notes += [f"{e.preset} runs on random weights: its {e.modality} scores are meaningless"
                       for e in extractors if e.is_random and w.get(e.modality, 1.0)]
         else:
@@ -341,7 +349,7 @@ class Catalog:
         def encode(texts: list[str]) -> dict[str, np.ndarray]:
             extractors = self.extractors(preset, store)
             self._check_fingerprints(store, extractors)
-            return embed_texts(extractors, texts)
+            return self._embed_texts(extractors, texts)
 
         return encode
 

@@ -27,6 +27,7 @@ from mmrec.recommend.users import (
     block_similarity,
     contribution_shares,
     most_similar,
+    unit_rows,
     user_vector,
 )
 from mmrec.scoring import prepare, topk
@@ -317,24 +318,37 @@ def explain(shares: Mapping[str, float], item: np.ndarray, layout: FusionLayout,
     return f"{lead} {title} you {verb}; {tail}"
 
 
-def _because(h: UserHistory | None, j: int, item: np.ndarray, items: np.ndarray,
-             titles: Sequence[str] | None, kinds: Sequence[str] | None,
-             ) -> tuple[int | None, tuple[np.ndarray, str, str, str | None] | None, bool]:
+class _Because:
     """The positive history item (other than j) most like item j, with what explain() needs,
     and whether the user's comment on it was glowing. An item the user complained about
-    in a comment (sentiment <= -NEUTRAL_BAND) is never the `because`."""
-    if h is None or not h.item_indices.size:
-        return None, None, False
-    s = h.sentiment_array()
-    panned = np.isin(h.item_indices, h.item_indices[s <= -NEUTRAL_BAND])
-    row = most_similar(np.asarray(items[h.item_indices], np.float32), item,
-                       h.positive & (h.item_indices != j) & ~panned)
-    if row is None:
-        return None, None, False
-    b = int(h.item_indices[row])
-    loved = bool(np.any(s[h.item_indices == b] >= LOVED))
-    return b, (np.asarray(items[b], np.float32), titles[b] if titles is not None else f"item {b}",
-               h.events[row], kinds[b] if kinds is not None else None), loved
+    in a comment (sentiment <= -NEUTRAL_BAND) is never the `because`. The history's unit
+    rows are made once per user, not once per recommended item."""
+
+    def __init__(self, h: UserHistory | None, items: np.ndarray, titles: Sequence[str] | None,
+                 kinds: Sequence[str] | None) -> None:
+        self.h, self.items, self.titles, self.kinds = h, items, titles, kinds
+        if h is None or not h.item_indices.size:
+            self.h = None
+            return
+        self.sentiment = h.sentiment_array()
+        panned = np.isin(h.item_indices, h.item_indices[self.sentiment <= -NEUTRAL_BAND])
+        self.allowed = h.positive & ~panned
+        rows = np.asarray(np.asarray(items[h.item_indices], np.float32), np.float64)
+        self.unit = unit_rows(rows.reshape(rows.shape[0], -1))
+
+    def __call__(self, j: int, item: np.ndarray
+                 ) -> tuple[int | None, tuple[np.ndarray, str, str, str | None] | None, bool]:
+        h = self.h
+        if h is None:
+            return None, None, False
+        row = most_similar(self.unit, item, self.allowed & (h.item_indices != j), unit=True)
+        if row is None:
+            return None, None, False
+        b = int(h.item_indices[row])
+        loved = bool(np.any(self.sentiment[h.item_indices == b] >= LOVED))
+        return b, (np.asarray(self.items[b], np.float32),
+                   self.titles[b] if self.titles is not None else f"item {b}",
+                   h.events[row], self.kinds[b] if self.kinds is not None else None), loved
 
 
 def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, options: RecommendOptions, *,
@@ -360,6 +374,7 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
     out: list[list[Recommendation]] = []
     for u in range(users.shape[0]):
         h = histories[u] if histories is not None else None
+        because_of = _Because(h, items, titles, kinds) if options.explain else None
         recs: list[Recommendation] = []
         for pos, (j, s) in enumerate(zip(idx[u], sc[u], strict=True)):
             if j < 0:
@@ -367,8 +382,8 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
             item = np.asarray(items[j], dtype=np.float32)
             contrib, shares = contribution_shares(users[u], item, layout)
             because_idx = sentence = None
-            if options.explain:
-                because_idx, because, loved = _because(h, int(j), item, items, titles, kinds)
+            if because_of is not None:
+                because_idx, because, loved = because_of(int(j), item)
                 sentence = explain(shares, item, layout, because, options.explain_min_share, loved)
             recs.append(Recommendation(pos + 1, int(j), float(s), float(users[u] @ item), contrib, shares,
                                        because_idx, sentence))

@@ -153,7 +153,8 @@ def recency_decay(timestamps: np.ndarray | Sequence[float], now: float,
     return np.power(0.5, age / half_life_days)
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """x's rows scaled to unit length (zero rows stay zero)."""
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
 
@@ -167,8 +168,8 @@ def attention(history: np.ndarray, weights: np.ndarray, timestamps: np.ndarray,
     order = np.argsort(np.asarray(timestamps, dtype=np.float64), kind="stable")
     positive = order[weights[order] > 0]
     context = (positive if positive.size else order)[-context_size:]
-    h = _unit_rows(history[context].mean(axis=0))
-    z = (_unit_rows(history) @ h) / tau
+    h = unit_rows(history[context].mean(axis=0))
+    z = (unit_rows(history) @ h) / tau
     a = np.exp(z - z.max())
     return a / a.sum()
 
@@ -246,7 +247,7 @@ def user_vector(
             c = np.asarray(c, dtype=np.float64).reshape(t, -1)
             if c.shape[1] != b.dim:
                 raise ConfigError(f"{modality} comment vectors have dim {c.shape[1]}, layout expects {b.dim}")
-            acc[b.offset: b.offset + b.dim] += cfg.comment_text_weight * (w @ _unit_rows(c)) / norm
+            acc[b.offset: b.offset + b.dim] += cfg.comment_text_weight * (w @ unit_rows(c)) / norm
     if prior is not None:
         acc += cfg.prior_weight * np.asarray(prior, dtype=np.float64).reshape(layout.dim)
     out = normalise_blocks(acc, layout, cfg.modality_weights)
@@ -287,7 +288,7 @@ def cold_start_vector(text_vectors: Mapping[str, np.ndarray], layout: FusionLayo
         b = layout.block(modality)
         rows = np.asarray(vecs, dtype=np.float64).reshape(-1, b.dim) if np.size(vecs) else None
         if rows is not None:
-            acc[b.offset: b.offset + b.dim] = _unit_rows(rows).mean(axis=0)
+            acc[b.offset: b.offset + b.dim] = unit_rows(rows).mean(axis=0)
     out = normalise_blocks(acc, layout, weights)
     if not out.any():
         raise UserVectorError("no text vectors for the interests: the catalog's extractors need a "
@@ -339,12 +340,15 @@ def block_similarity(a: np.ndarray, b: np.ndarray, layout: FusionLayout) -> dict
     return out
 
 
-def most_similar(history: np.ndarray, item: np.ndarray, mask: np.ndarray | None = None) -> int | None:
-    """Row of `history` (among rows where mask is True) most cosine-similar to `item`, or None."""
+def most_similar(history: np.ndarray, item: np.ndarray, mask: np.ndarray | None = None,
+                 unit: bool = False) -> int | None:
+    """Row of `history` (among rows where mask is True) most cosine-similar to `item`, or None
+    (unit: history's rows are unit_rows already, made once for many items)."""
     h = np.asarray(history, dtype=np.float64)
     if h.size == 0:
         return None
-    sims = _unit_rows(h.reshape(h.shape[0], -1)) @ _unit_rows(np.asarray(item, np.float64).reshape(-1))
+    rows = h.reshape(h.shape[0], -1)
+    sims = (rows if unit else unit_rows(rows)) @ unit_rows(np.asarray(item, np.float64).reshape(-1))
     if mask is not None:
         sims = np.where(np.asarray(mask, dtype=bool), sims, -np.inf)
     best = int(np.argmax(sims))

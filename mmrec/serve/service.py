@@ -29,9 +29,9 @@ from mmrec.errors import ConfigError
 from mmrec.recommend import options_from
 from mmrec.search import prepare_resident
 
+from .batcher import Batcher
 from .config import ServeConfig
 from .filters import where_clause
-from .group_commit import GroupCommit
 from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, field_errors
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ class Service:
         # vectors and users' interactions in memory: requests read no table
         self.users_held = self.catalog.hold_in_memory(int(config.memory_gb * 2**30))
         # one commit at a time, holding every batch posted meanwhile (the file lock is per call)
-        self.events = GroupCommit(lambda batches: self.catalog.record_event_batches(batches, source="api"))
+        self.events = Batcher(lambda batches: self.catalog.record_event_batches(batches, source="api"))
+        self.texts = Batcher(embed_together)  # one forward pass for the texts queued meanwhile
+        self.catalog.set_text_embedder(
+            lambda extractors, texts: self.texts.submit((tuple(extractors), texts)))
         self._compacting = threading.Event()
         self.started = time.time()
 
@@ -186,7 +189,7 @@ class Service:
         if rejected and not partial:  # nothing is written: say what else is wrong, too
             report = self.catalog.record_events(records, dry_run=True)
         else:
-            report = self.events.write((records, partial))
+            report = self.events.submit((records, partial))
             if report.written:
                 self._compact_when_due()
         rejected += [{"index": good[r.line][0], "reason": r.reason} for r in report.rejected]
@@ -239,14 +242,16 @@ class Service:
 
     def in_memory(self) -> dict[str, Any]:
         """What requests answer from memory now (a table not copied, or whose copy is behind
-        a commit, is read per request) and how event batches were grouped into commits."""
+        a commit, is read per request), how event batches were grouped into commits and
+        text queries into forward passes."""
         kept = resident(self.store)
         copies = {"items": None if kept is None else kept.items(),
                   "segments": None if kept is None else kept.segments()}
         return {**{name: None if c is None else {"version": c.version, "mb": round(c.nbytes / 2**20, 1)}
                    for name, c in copies.items()},
                 "all_user_histories": self.users_held,
-                "event_commits": self.events.commits, "event_batches": self.events.batches}
+                "event_commits": self.events.runs, "event_batches": self.events.calls,
+                "text_passes": self.texts.runs, "texts": self.texts.calls}
 
     def versions(self) -> dict[str, int]:
         """Each table's current version: a request sees one consistent version per table."""
@@ -256,3 +261,23 @@ class Service:
             out["interactions"] = table.version
         return out
 
+
+
+def embed_together(calls: list[tuple[tuple[Any, ...], list[str]]]) -> list[dict[str, np.ndarray]]:
+    """Embed the texts of several calls (extractors, texts) with one pass per extractor set,
+    and split the vectors back per call."""
+    from mmrec.extractors import embed_texts
+
+    out: list[dict[str, np.ndarray] | None] = [None] * len(calls)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (extractors, _) in enumerate(calls):
+        groups.setdefault(tuple(map(id, extractors)), []).append(i)
+    for members in groups.values():
+        texts = [t for i in members for t in calls[i][1]]
+        vectors = embed_texts(calls[members[0]][0], texts)
+        at = 0
+        for i in members:
+            n = len(calls[i][1])
+            out[i] = {m: v[at:at + n] for m, v in vectors.items()}
+            at += n
+    return out  # type: ignore[return-value]

@@ -1,17 +1,20 @@
-"""Group commit of event batches: concurrent callers share commits, each gets its own
-report (or the failure), and record_event_batches validates and counts each batch alone."""
+"""Batched calls (the group commit of event batches, text queries): concurrent callers
+share runs, each gets its own result (or the failure); record_event_batches validates and
+counts each batch alone; embed_together splits one pass's vectors back per call."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from mmrec.bench.query import build_catalog
 from mmrec.recommend import record_event_batches
 from mmrec.recommend.from_catalog import stored_interactions
-from mmrec.serve.group_commit import GroupCommit
+from mmrec.serve.batcher import Batcher
+from mmrec.serve.service import embed_together
 
 IDS = [f"{i:032x}" for i in range(20)]
 
@@ -44,18 +47,18 @@ def _together(n: int, fn) -> list:
 
 def test_concurrent_writers_share_commits_and_each_gets_its_own_report():
     groups: list[list] = []
-    gc = GroupCommit(_slow_commit(groups))
-    out = _together(8, lambda i: gc.write(([{"n": i}], False)))
+    gc = Batcher(_slow_commit(groups))
+    out = _together(8, lambda i: gc.submit(([{"n": i}], False)))
     assert out == [("report", [{"n": i}]) for i in range(8)]
-    assert gc.batches == 8 and gc.commits == len(groups) < 8  # the later ones waited for one commit
+    assert gc.calls == 8 and gc.runs == len(groups) < 8  # the later ones waited for one commit
     assert sorted(b[0][0]["n"] for g in groups for b in g) == list(range(8))  # each stored once
 
 
 def test_a_group_is_capped_and_the_rest_commit_next():
     groups: list[list] = []
-    gc = GroupCommit(_slow_commit(groups), max_batches=2)
-    _together(6, lambda i: gc.write(([{"n": i}], False)))
-    assert max(len(g) for g in groups) <= 2 and gc.batches == 6
+    gc = Batcher(_slow_commit(groups), max_batch=2)
+    _together(6, lambda i: gc.submit(([{"n": i}], False)))
+    assert max(len(g) for g in groups) <= 2 and gc.calls == 6
 
 
 def test_a_failed_commit_reaches_every_caller_in_its_group_and_the_next_group_commits():
@@ -66,10 +69,10 @@ def test_a_failed_commit_reaches_every_caller_in_its_group_and_the_next_group_co
         if len(calls) == 1:
             raise OSError("disk full")
         return [len(b[0]) for b in batches]
-    gc = GroupCommit(commit)
+    gc = Batcher(commit)
     with pytest.raises(OSError, match="disk full"):
-        gc.write(([{}], False))
-    assert gc.write(([{}, {}], False)) == 2 and gc.commits == 1
+        gc.submit(([{}], False))
+    assert gc.submit(([{}, {}], False)) == 2 and gc.runs == 1
 
 
 @pytest.fixture()
@@ -96,3 +99,25 @@ def test_batches_are_validated_alone_and_stored_in_one_commit(store):
     assert kept == {("a", IDS[0]), ("a", IDS[1]), ("c", IDS[3]), ("d", IDS[4])}
     table = store.interactions_table()
     assert version is None or table.version - version == 1  # one commit for all four batches
+
+
+class _Tower:
+    """A text tower that says how often it ran: vector i of a text is its length, then i."""
+
+    has_text_tower = True
+
+    def __init__(self, modality: str) -> None:
+        self.modality, self.passes = modality, 0
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        self.passes += 1
+        return np.array([[len(t), i] for i, t in enumerate(texts)], np.float32)
+
+
+def test_texts_of_several_calls_go_through_one_pass_per_extractor_set():
+    a, b = (_Tower("text"), _Tower("visual")), (_Tower("text"),)
+    out = embed_together([(a, ["ab", "abcd"]), (b, ["x"]), (a, ["abc"])])
+    assert [a[0].passes, a[1].passes, b[0].passes] == [1, 1, 1]
+    assert out[0]["text"][:, 0].tolist() == [2, 4] and out[2]["visual"][:, 0].tolist() == [3]
+    assert out[2]["text"][:, 1].tolist() == [2]  # the third text of the first pass
+    assert set(out[1]) == {"text"} and out[1]["text"].shape == (1, 2)
