@@ -146,3 +146,16 @@ def test_a_table_over_the_limit_stays_lazy(store):
     state = UserState(store, Counting(store), lambda: stored_interactions(store), complete_rows=5)
     assert not state.fill() and not state.complete
     assert len(state.history("u2")) == 4
+
+
+def test_a_compaction_keeps_the_complete_state(store):
+    from mmrec.recommend.from_catalog import compact_interactions, record_events
+
+    state = _state(store)
+    assert state.fill()
+    for i in range(3):  # three small files
+        record_events(store, [{"user": "u1", "item": IDS[40 + i], "event": "like", "timestamp": 1.7e9 + i}])
+    version = store.interactions_table().version
+    compact_interactions(store)
+    assert store.interactions_table().version > version and store.interaction_fragments() == 1
+    assert state.complete and len(state.history("u1")) == 7

@@ -11,6 +11,7 @@ from .from_catalog import (
     TextEncoder,
     UnknownUserError,
     UserRecommendations,
+    compact_interactions,
     evaluate_catalog,
     hold_user_state,
     import_interactions,
@@ -31,5 +32,6 @@ __all__ = [
     "UnknownUserError", "UserRecommendations",
     "UserVectorConfig", "evaluate_catalog", "hold_user_state", "import_interactions", "options_from",
     "parse_interactions",
-    "recommend_all_users", "recommend_for_user", "record_event_batches", "record_events", "score_text",
+    "compact_interactions", "recommend_all_users", "recommend_for_user", "record_event_batches",
+    "record_events", "score_text",
 ]

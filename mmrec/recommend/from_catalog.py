@@ -198,6 +198,15 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     return record_event_batches(store, [(records, partial)], source)[0]
 
 
+def compact_interactions(store: CatalogStore) -> None:
+    """Compact the interactions table's files (the caller holds the interactions lock); the
+    user-state cache keeps what it holds, as the rows are the same."""
+    state = _state(store)
+    before = state.before_write()
+    store.optimize_interactions()
+    state.after_compaction(before)
+
+
 def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[Mapping[str, Any]], bool]],
                          source: str = "events") -> list[EventReport]:
     """record_events for several callers' batches (records, partial) at once: each is

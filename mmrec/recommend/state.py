@@ -177,6 +177,14 @@ class UserState:
         table = self.store.interactions_table()
         return -1 if table is None else int(table.version)
 
+    def after_compaction(self, before: int) -> None:
+        """This store compacted the table from version `before` (under the interactions lock):
+        the rows are the same, so what is held stays valid at the new version."""
+        with self._lock:
+            table = self.store.interactions_table()
+            if table is not None and self._version == before:
+                self._version = int(table.version)
+
     def after_write(self, before: int, rows: Sequence[Interaction], stored: int) -> None:
         """After this store wrote one commit from `before` holding `stored` of `rows` (the
         rest were stored already): take them in, or forget only what they touched."""

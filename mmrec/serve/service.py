@@ -26,7 +26,7 @@ from mmrec.catalog import (
     write_lock,
 )
 from mmrec.errors import ConfigError
-from mmrec.recommend import options_from
+from mmrec.recommend import compact_interactions, options_from
 from mmrec.search import prepare_resident
 
 from .batcher import Batcher
@@ -209,7 +209,7 @@ class Service:
             try:
                 with self.events.lock, write_lock(self.config.db, "interactions"):
                     t = time.perf_counter()
-                    self.store.optimize_interactions()
+                    compact_interactions(self.store)
                     log.info("interactions compacted in %.2f s", time.perf_counter() - t)
             except Exception as e:  # never fatal: the next event batch tries again
                 log.warning("compacting the interactions table failed: %s", e)
