@@ -115,3 +115,13 @@ def test_shortlist_is_the_top_n_set(n):
     got = qscan.shortlist(tied, n)
     assert len(got) == n and tied[got].min() >= np.sort(tied)[-n]
     assert sorted(qscan.shortlist(scores[:1000], 5000).tolist()) == list(range(1000))
+
+
+def test_project_is_the_principal_part_of_the_estimate():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1000, 48)).astype(np.float32)
+    coords, scale = qscan.quantize_columns(x)
+    qc = rng.standard_normal(48).astype(np.float32)
+    want = (coords.astype(np.float64) * scale) @ qc
+    np.testing.assert_allclose(qscan.project(coords, scale, qc), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(coords * scale, x, atol=float(np.abs(x).max(axis=0).max()) / 127)

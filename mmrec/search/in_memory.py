@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mmrec.catalog import CatalogStore, ResidentItems, resident, resident_items
+from mmrec.kernels import qscan
 from mmrec.search.index import far_sketch
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ class Projection:
     best rows by them must be re-scored to find the true top 10 (measured on the copy)."""
 
     basis: np.ndarray  # (dim, r) float32
-    coords: np.ndarray  # (rows, r) float32: (row - mean) @ basis
+    coords: np.ndarray  # (rows, r) int8: (row - mean) @ basis ≈ coords · coord_scale
+    coord_scale: np.ndarray  # (r,) float32
     shortlists: tuple[tuple[int, int], ...]  # (k, rows re-scored to find the top k), k ascending
     recall: float  # the lowest measured, over both kinds of query and every k
 
@@ -110,8 +112,8 @@ class Projection:
         return -(-size * limit // k)
 
     def candidates(self, q: np.ndarray, n: int) -> np.ndarray:
-        est = self.coords @ (q @ self.basis)  # q · mean is the same for every row: left out
-        return np.argpartition(-est, n - 1)[:n] if n < len(est) else np.arange(len(est))
+        est = qscan.project(self.coords, self.coord_scale, q @ self.basis)  # q · mean: the same for all
+        return qscan.shortlist(est, n)
 
 
 def prepare_resident(store: CatalogStore) -> None:
@@ -177,8 +179,9 @@ def projection(vectors: np.ndarray, layout: Any, seed: int = 0, ks: tuple[int, .
     best: tuple[float, Projection] | None = None
     for r in (d for d in DIMS if d <= full.shape[1] and d < dim):
         basis = np.ascontiguousarray(full[:, :r])
-        coords = np.ascontiguousarray((vectors - centred_mean) @ basis, np.float32)
-        orders = [_estimated_order(coords, qs @ basis, skip, min(max(SHORTLISTS), n)) for qs, skip in kinds]
+        coords, coord_scale = qscan.quantize_columns(np.asarray((vectors - centred_mean) @ basis, np.float32))
+        orders = [_estimated_order(coords, (qs @ basis) * coord_scale, skip, min(max(SHORTLISTS), n))
+                  for qs, skip in kinds]
         found, worst = [], 1.0
         for k in ks:
             for size in (s for s in SHORTLISTS if s * 4 <= n and s >= k):
@@ -191,7 +194,7 @@ def projection(vectors: np.ndarray, layout: Any, seed: int = 0, ks: tuple[int, .
                 break
         if not found or found[0][0] != ks[0]:
             continue
-        proj = Projection(basis, coords, tuple(found), worst)
+        proj = Projection(basis, coords, coord_scale, tuple(found), worst)
         ms = _query_ms(proj, vectors, kinds[1][0])
         if best is not None and ms >= best[0]:
             break  # more directions only cost more from here
@@ -219,8 +222,10 @@ def _exact_top(vectors: np.ndarray, queries: np.ndarray, skip: np.ndarray | None
 
 def _estimated_order(coords: np.ndarray, qc: np.ndarray, skip: np.ndarray | None,
                      depth: int) -> list[np.ndarray]:
-    """Per query: the best `depth` rows by the projection, best first."""
-    est = qc @ coords.T
+    """Per query: the best `depth` rows by the projection (int8 coords, qc scaled), best first."""
+    est = np.empty((len(qc), len(coords)), np.float32)
+    for lo in range(0, len(coords), 65_536):  # a block of float32 rows at a time
+        est[:, lo:lo + 65_536] = qc @ coords[lo:lo + 65_536].astype(np.float32).T
     if skip is not None:
         est[np.arange(len(qc)), skip] = -np.inf
     order = []
