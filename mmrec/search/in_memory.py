@@ -9,6 +9,7 @@ from the copy's float32 vectors, so the ranking is the exact one over what was k
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -136,7 +137,10 @@ def _projected_candidates(store: CatalogStore, copy: ResidentItems, q: np.ndarra
     if proj is None:
         if "projection" not in copy.memo and _BUILDING.acquire(blocking=False):
             copy.memo["projection"] = None  # claimed: one build per copy
-            threading.Thread(target=_build, args=(store, copy), name="mmrec-projection", daemon=True).start()
+            builder = threading.Thread(target=_build, args=(store, copy), name="mmrec-projection",
+                                       daemon=True)
+            builder.start()
+            atexit.register(builder.join, 60)  # exiting mid-build once hung in the thread pools' teardown
         return None
     size = proj.size(limit) if proj else 0
     if not proj or size * 4 > len(copy.items.ids):
