@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 
 from .config import ENV, ServeConfig
@@ -17,6 +18,15 @@ def limit_threads(n: int) -> None:
     of a thread per core each would only fight over the cores."""
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, str(n))
+    numba = sys.modules.get("numba")
+    if numba is not None:  # imported already: it must agree with the variable from now on
+        try:
+            numba.config.reload_config()
+        except RuntimeError:  # its threads started with another count: keep that one
+            os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
