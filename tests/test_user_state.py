@@ -159,3 +159,20 @@ def test_a_compaction_keeps_the_complete_state(store):
     compact_interactions(store)
     assert store.interactions_table().version > version and store.interaction_fragments() == 1
     assert state.complete and len(state.history("u1")) == 7
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_sibling_workers_event_shows_at_once_when_writes_are_shared(store, shared):
+    """A service's workers each hold the interactions; with shared writes a request checks
+    the table's version itself instead of trusting the watcher's (which never polls here)."""
+    from mmrec.catalog import keep_resident
+    from mmrec.recommend.from_catalog import hold_user_state, record_events
+
+    reader = CatalogStore.open(store.path)
+    keep_resident(reader, poll_s=3600)
+    assert hold_user_state(reader, shared=shared)
+    state = _state(reader)
+    assert len(state.history("u2")) == 4
+    record_events(CatalogStore.open(store.path),  # the sibling worker
+                  [{"user": "u2", "item": IDS[45], "event": "like", "timestamp": 1.7e9}])
+    assert len(state.history("u2")) == (5 if shared else 4)  # unshared: seen within the watcher's poll

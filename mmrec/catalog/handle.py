@@ -101,14 +101,15 @@ class Catalog:
             self._store = CatalogStore.open(self.path)
         return self._store
 
-    def hold_in_memory(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bool:
+    def hold_in_memory(self, max_bytes: int = DEFAULT_MAX_BYTES, shared_writes: bool = False) -> bool:
         """For a long-lived reader (the HTTP service): keep the item and segment vectors and
         every user's interactions in memory from now on, so searches and recommendations
         read no table (mmrec.catalog.resident, mmrec.recommend.state). Returns whether
-        every user's interactions fit (the vectors are kept while they fit max_bytes)."""
+        every user's interactions fit (the vectors are kept while they fit max_bytes).
+        shared_writes: other processes of the same service post events too (its workers)."""
         store = self._open()
         keep_resident(store, max_bytes)
-        return hold_user_state(store)
+        return hold_user_state(store, shared=shared_writes)
 
     def store(self) -> CatalogStore:
         """The open store, for long-lived readers such as the HTTP service (every read sees

@@ -56,10 +56,14 @@ def _state(store: CatalogStore) -> UserState:
                       lambda: stored_interactions(store))
 
 
-def hold_user_state(store: CatalogStore) -> bool:
+def hold_user_state(store: CatalogStore, shared: bool = False) -> bool:
     """Keep every user's interactions in memory for this store handle (a long-lived reader
-    such as the HTTP service), when the table is small enough (see UserState.fill)."""
-    return _state(store).fill()
+    such as the HTTP service), when the table is small enough (see UserState.fill).
+    shared: sibling processes of the same service write events too, so each request checks
+    the table's version instead of trusting a watcher's (up to 0.1 s old)."""
+    state = _state(store)
+    state.shared = shared
+    return state.fill()
 
 
 def _two_stage(store: CatalogStore) -> bool:

@@ -56,6 +56,9 @@ class UserState:
         self._positive: dict[str, set[str]] = {}  # item -> users with a positive event (complete)
         self._filling = False
         self._top = 0  # the largest popularity (complete)
+        # other processes write this table as part of the same service (its sibling workers):
+        # then every request checks the table's version, as their events must show at once
+        self.shared = False
 
     @property
     def complete(self) -> bool:
@@ -70,7 +73,7 @@ class UserState:
     def _table_version(self) -> int:
         """The table's version; the one held when a watcher of the tables (a Resident) has
         seen none newer, so a request need not check it itself."""
-        kept = resident(self.store)
+        kept = None if self.shared else resident(self.store)
         seen = None if kept is None else kept.version("interactions")
         if seen is not None and self._version is not None and seen <= self._version:
             return self._version

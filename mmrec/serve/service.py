@@ -50,7 +50,8 @@ class Service:
         self.catalog = Catalog(config.db)
         self.store = self.catalog.store()  # raises CatalogNotFoundError: nothing to serve
         # vectors and users' interactions in memory: requests read no table
-        self.users_held = self.catalog.hold_in_memory(int(config.memory_gb * 2**30))
+        self.users_held = self.catalog.hold_in_memory(int(config.memory_gb * 2**30),
+                                                      shared_writes=config.workers > 1)
         # one commit at a time, holding every batch posted meanwhile (the file lock is per call)
         self.events = Batcher(lambda batches: self.catalog.record_event_batches(batches, source="api"))
         self.texts = Batcher(embed_together)  # one forward pass for the texts queued meanwhile
