@@ -11,9 +11,11 @@ vectors would take the copies past `max_bytes` is not copied.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +107,9 @@ class Resident:
         store.version_hint = self.version
         self._thread = threading.Thread(target=self._watch, name="mmrec-resident", daemon=True)
         self._thread.start()
+        if not _WATCHING:  # registered after LanceDB's own exit handler (the store is open): runs first
+            atexit.register(_stop_watching)
+        _WATCHING.add(self)
 
     # -- what requests read ------------------------------------------------------------
     def items(self) -> ResidentItems | None:
@@ -123,8 +128,10 @@ class Resident:
         """The table's latest version as last seen (None: it does not exist yet)."""
         return self._versions.get(table)
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 0.0) -> None:
         self._stop.set()
+        if wait_s:
+            self._thread.join(wait_s)
 
     # -- the watcher -------------------------------------------------------------------
     def _poll(self) -> None:
@@ -165,6 +172,16 @@ class Resident:
             self._copies[name] = load(ds, self.store.layout.dim)
             log.info("%s: %s in memory (version %d) in %.2f s", self.store.path, name, ds.version,
                      time.perf_counter() - t0)
+
+
+_WATCHING: weakref.WeakSet[Resident] = weakref.WeakSet()
+
+
+def _stop_watching() -> None:
+    """Stop every watcher before LanceDB's own exit handler (registered earlier, so run
+    later) drains its event loop: watchers still polling kept a test process from exiting."""
+    for kept in list(_WATCHING):
+        kept.close(wait_s=2.0)
 
 
 def _items_copy(ds: Any, dim: int) -> ResidentItems:
