@@ -121,9 +121,7 @@ def prepare_resident(store: CatalogStore) -> None:
     """Build and measure the projection of the store's current copy now (a service's start:
     its first requests then need not scan every row while it builds in the background)."""
     copy = resident_items(store)
-    if copy is not None and len(copy.items.ids) >= PROJECTION_ROWS and "projection" not in copy.memo:
-        _BUILDING.acquire()
-        copy.memo["projection"] = None  # claimed, as a query would
+    if copy is not None and len(copy.items.ids) >= PROJECTION_ROWS and _claim(copy, wait=True):
         _build(store, copy)  # releases _BUILDING
 
 
@@ -135,8 +133,7 @@ def _projected_candidates(store: CatalogStore, copy: ResidentItems, q: np.ndarra
         return None
     proj = copy.memo.get("projection")
     if proj is None:
-        if "projection" not in copy.memo and _BUILDING.acquire(blocking=False):
-            copy.memo["projection"] = None  # claimed: one build per copy
+        if _claim(copy, wait=False):
             builder = threading.Thread(target=_build, args=(store, copy), name="mmrec-projection",
                                        daemon=True)
             builder.start()
@@ -146,6 +143,17 @@ def _projected_candidates(store: CatalogStore, copy: ResidentItems, q: np.ndarra
     if not proj or size * 4 > len(copy.items.ids):
         return None
     return proj.candidates(q, size)
+
+
+def _claim(copy: ResidentItems, wait: bool) -> bool:
+    """Take the one build of this copy's projection (holding _BUILDING: _build releases it)."""
+    if "projection" in copy.memo or not _BUILDING.acquire(blocking=wait):
+        return False
+    if "projection" in copy.memo:  # built or claimed while this thread waited
+        _BUILDING.release()
+        return False
+    copy.memo["projection"] = None  # claimed
+    return True
 
 
 def _build(store: CatalogStore, copy: ResidentItems) -> None:
