@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .cpu_heap import EXPONENT, finalize, first_non_finite, select_tile, sift_down, worse
+from .twin import parallel_kernel
 from .validate import EMPTY, non_finite, sort_rows
 
 # At most this many users take this kernel (float32 items). 2 cores, N=100k, D=512, k=20
@@ -91,7 +92,7 @@ def _all_finite(row, n):  # noqa: ANN001
     return ok
 
 
-@njit(cache=True, parallel=True, fastmath=_MATH)
+@parallel_kernel(cache=True, fastmath=_MATH)
 def _ranges(users, items, bits, mask, indptr, excl, scan, step, heap_s, heap_i, bad):  # noqa: ANN001
     """Score and select each item range [r*step, (r+1)*step) into heap_s/heap_i[r]; with
     scan, a range meeting a NaN/inf item row records it in bad[r] and stops (`bits` is

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .twin import parallel_kernel
 from .validate import EMPTY
 
 # Scores checked at once against a user's k-th best before any per-item branch.
@@ -93,7 +94,7 @@ def first_non_finite(tile, mask):  # noqa: ANN001
     return -1
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel(cache=True)
 def finalize(heap_s, heap_i, out_i, out_s):  # noqa: ANN001
     """Heap-sort each user's heap into best-first order; empty slots become -1 / -inf."""
     n_users, k = heap_s.shape

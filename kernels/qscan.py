@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import prange, types
 from numba.extending import intrinsic
+
+from .twin import parallel_kernel
 
 QUERY_BITS = 4  # bits per dimension of the query's rotated residual
 WORD = 64  # dimensions per code word
@@ -100,7 +102,7 @@ def estimate(coords: np.ndarray, coord_scale: np.ndarray, codes: np.ndarray, fac
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=_MATH)
+@parallel_kernel(cache=True, fastmath=_MATH)
 def _estimate(coords, codes, fac, ones, qcs, planes, lo, step, total, out):  # noqa: ANN001
     n, n_words = codes.shape
     r = coords.shape[1]
@@ -131,7 +133,7 @@ def project(coords: np.ndarray, coord_scale: np.ndarray, qc: np.ndarray,
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=_MATH)
+@parallel_kernel(cache=True, fastmath=_MATH)
 def _project(coords, qcs, out):  # noqa: ANN001
     r = coords.shape[1]
     for i in prange(coords.shape[0]):
@@ -175,7 +177,7 @@ def rescore(q8: np.ndarray, scale: np.ndarray, rows: np.ndarray, query: np.ndarr
     return out
 
 
-@njit(cache=True, parallel=True, fastmath=_MATH)
+@parallel_kernel(cache=True, fastmath=_MATH)
 def _rescore(q8, scale, rows, q, out):  # noqa: ANN001
     dim = q.shape[0]
     for j in prange(rows.shape[0]):

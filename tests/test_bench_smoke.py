@@ -25,7 +25,8 @@ ROW_KEYS = {
     "query": {"items", "exact_vector_ms", "exact_item_ms", "ann_vector_ms", "ann_item_ms", "ann_text_ms",
               "recall_at_10", "recall_text_at_10", "index_build_s"},
     "startup": {"command", "argv", "median_s", "runs_s", "goal_s", "imports_s", "rest_s", "top_imports"},
-    "serve": {"endpoint", "concurrency", "requests", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms"},
+    "serve": {"endpoint", "concurrency", "requests", "errors", "per_s", "p50_ms", "p95_ms", "p99_ms",
+              "server_cpu_ms"},
 }
 
 
@@ -72,6 +73,7 @@ def test_serve_loads_every_endpoint_without_errors(out_dir):
     assert {e for e, _ in cases} == {"search by item", "text search", "recommend", "event -> recommendation"}
     assert {c for _, c in cases} == {1, 8}
     assert all(r["errors"] == 0 and r["requests"] == 8 and r["p95_ms"] > 0 for r in cases.values())
+    assert all(r["server_cpu_ms"] > 0 for r in cases.values())  # the service's own CPU, from /proc
     assert all(g["met"] is None for g in data["goals"])  # a quick run is too small to judge
 
 

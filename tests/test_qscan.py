@@ -125,3 +125,30 @@ def test_project_is_the_principal_part_of_the_estimate():
     want = (coords.astype(np.float64) * scale) @ qc
     np.testing.assert_allclose(qscan.project(coords, scale, qc), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(coords * scale, x, atol=float(np.abs(x).max(axis=0).max()) / 127)
+
+
+def test_a_thread_limited_to_one_numba_thread_takes_the_serial_gil_free_build():
+    """(kernels.twin) The service's request threads: same numbers, no pool, the GIL released."""
+    import threading
+
+    import numba
+
+    rng = np.random.default_rng(6)
+    coords, scale = qscan.quantize_columns(rng.standard_normal((5000, 32)).astype(np.float32))
+    qc = rng.standard_normal(32).astype(np.float32)
+    here = qscan.project(coords, scale, qc)
+    got = {}
+
+    def one_thread() -> None:
+        numba.set_num_threads(1)  # thread-local, as limit_threads leaves every thread of a service
+        got["scores"] = qscan.project(coords, scale, qc)
+
+    t = threading.Thread(target=one_thread)
+    t.start()
+    t.join()
+    np.testing.assert_allclose(got["scores"], here, rtol=1e-5, atol=1e-5)
+    serial, parallel = qscan._project.serial, qscan._project.parallel
+    assert serial.signatures and serial.targetoptions.get("nogil") is True
+    assert not serial.targetoptions.get("parallel") and parallel.targetoptions.get("parallel") is True
+    if numba.get_num_threads() > 1:  # this thread: the parallel build
+        assert parallel.signatures

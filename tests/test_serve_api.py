@@ -458,12 +458,14 @@ def test_several_worker_processes_serve_the_same_catalog(env):
 
 
 def test_many_event_batches_are_compacted_in_the_background(env):
-    """Each batch is one small file of the interactions table; past COMPACT_AFTER the service
-    compacts them, and every stored event is still there."""
-    from mmrec.serve.service import COMPACT_AFTER
+    """Each batch is one small file of the interactions table; past COMPACT_AFTER (counted
+    every COMPACT_CHECK_EVERY commits) the service compacts them, and every stored event is
+    still there."""
+    from mmrec.serve.service import COMPACT_AFTER, COMPACT_CHECK_EVERY
 
     item = env.ids["guitar_lesson"]
-    for i in range(COMPACT_AFTER + 2):
+    sent = COMPACT_AFTER + COMPACT_CHECK_EVERY
+    for i in range(sent):
         r = env.client.post("/api/events", json={"user": "compact", "item": item, "event": "view",
                                                  "value": 0.5, "timestamp": 1.7e9 + i})
         assert r.status_code == 200
@@ -471,5 +473,4 @@ def test_many_event_batches_are_compacted_in_the_background(env):
     while env.service.store.interaction_fragments() >= COMPACT_AFTER and time.monotonic() < deadline:
         time.sleep(0.2)
     assert env.service.store.interaction_fragments() < COMPACT_AFTER
-    assert env.client.post("/api/recommend", json={"user": "compact", "k": 2}).json()["history"] == \
-        COMPACT_AFTER + 2
+    assert env.client.post("/api/recommend", json={"user": "compact", "k": 2}).json()["history"] == sent

@@ -16,12 +16,14 @@ default = numba.config.NUMBA_NUM_THREADS
 from mmrec.serve.runner import limit_threads
 limit_threads(1)
 f = numba.njit(parallel=True)(lambda x: x + 1)  # a compile re-reads Numba's config
-print(int(f(np.arange(4)).sum()), default, numba.config.NUMBA_NUM_THREADS)
+import torch
+print(int(f(np.arange(4)).sum()), default, numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(),
+      torch.get_num_threads())
 """
 
 
 @pytest.mark.parametrize("before", [
-    "",  # imported only: its pool starts with the limit
+    "",  # imported only: its pool (and OpenMP's) starts with the limit
     "numba.njit(parallel=True)(lambda x: x * 2)(np.arange(4))",  # its pool is running: it keeps its size
 ])
 def test_the_thread_limit_leaves_numba_compiling(before):
@@ -29,5 +31,7 @@ def test_the_thread_limit_leaves_numba_compiling(before):
     out = subprocess.run([sys.executable, "-c", SCRIPT.format(before=before)], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    total, default, threads = out.stdout.split()
-    assert total == "10" and threads == (default if before else "1")
+    total, default, threads, pool, torch_threads = out.stdout.split()
+    assert total == "10" and threads == pool == (default if before else "1")
+    if not before:  # OpenMP's pool, which torch shares with Numba's OpenMP layer, too
+        assert torch_threads == "1"

@@ -176,3 +176,25 @@ def test_a_sibling_workers_event_shows_at_once_when_writes_are_shared(store, sha
     record_events(CatalogStore.open(store.path),  # the sibling worker
                   [{"user": "u2", "item": IDS[45], "event": "like", "timestamp": 1.7e9}])
     assert len(state.history("u2")) == (5 if shared else 4)  # unshared: seen within the watcher's poll
+
+
+def test_complete_state_appends_new_events_and_skips_stored_ones_without_dropping(store, monkeypatch):
+    """With every key's hash held, a new event is appended (no key lookup) and one stored
+    already is not written again; either way the state stays complete."""
+    state = _state(store)
+    assert state.fill() and state.complete
+    calls = []
+    real = store.add_interactions
+    monkeypatch.setattr(store, "add_interactions",
+                        lambda rows, new=False: calls.append((len(rows), new)) or real(rows, new))
+    event = {"user": "u1", "item": IDS[44], "event": "like", "timestamp": 1.7e9}
+    assert record_events(store, [event, dict(event)]).stored == 1  # twice in one batch: stored once
+    assert calls == [(1, True)]
+    version = store.interactions_table().version
+    again = record_events(store, [event])
+    assert again.stored == 0 and again.written and calls == [(1, True)]  # no commit at all
+    assert store.interactions_table().version == version
+    assert state.complete and len(state.history("u1")) == 5 == len(stored_interactions(store, user="u1"))
+    imported = stored_rows([Interaction("u1", IDS[45], "view", 0.5, 1.6e9, None)], "x")
+    assert state.maybe_stored(version, [r["key"] for r in imported] + [stored_rows(
+        [Interaction("u1", IDS[44], "like", None, 1.7e9, None)], "x")[0]["key"]]) == [False, True]

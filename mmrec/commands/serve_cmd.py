@@ -31,9 +31,11 @@ from mmrec.commands.options import db_option
                    "tables on every request).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1),
               help="Threads one request's math may use (1 serves concurrent requests best).")
+@click.option("--compute-slots", default=1, show_default=True, type=click.IntRange(1),
+              help="Requests searching or recommending at once per worker; the rest queue in order.")
 def serve_command(db: Path | None, host: str, port: int, token: str | None, workers: int,
                   cors: tuple[str, ...], max_upload_mb: float, max_k: int, preset: str | None,
-                  memory_gb: float, threads: int) -> None:
+                  memory_gb: float, threads: int, compute_slots: int) -> None:
     """Serve search, moments, recommendations, live events, media and a browser page over HTTP.
 
     The page is at /, the API docs at /docs. Stop with Ctrl-C.
@@ -43,6 +45,6 @@ def serve_command(db: Path | None, host: str, port: int, token: str | None, work
 
     config = ServeConfig(db=db or default_db_path(), host=host, port=port, token=token, workers=workers,
                          cors=cors, max_upload_mb=max_upload_mb, max_k=max_k, preset=preset,
-                         memory_gb=memory_gb, threads=threads)
+                         memory_gb=memory_gb, threads=threads, compute_slots=compute_slots)
     serve(config, on_ready=lambda url: err_console.print(
         f"mmrec serving {config.db} at {url}/ (API docs: {url}/docs); Ctrl-C stops"))

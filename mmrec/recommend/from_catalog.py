@@ -53,7 +53,8 @@ TextEncoder = Callable[[list[str]], Mapping[str, np.ndarray]]  # texts -> {modal
 
 def _state(store: CatalogStore) -> UserState:
     return user_state(store, lambda user: stored_interactions(store, user=user),
-                      lambda: stored_interactions(store))
+                      lambda: stored_interactions(store),
+                      lambda: store.interaction_columns(["key"]).column("key").to_pylist())
 
 
 def hold_user_state(store: CatalogStore, shared: bool = False) -> bool:
@@ -166,7 +167,7 @@ def import_interactions(store: CatalogStore, path: str | Path, skip_bad: bool = 
     parsed = parse_interactions(path, item_resolver(store, Path(path).resolve().parent))
     if parsed.rejected and not skip_bad:
         return ImportReport(str(path), len(parsed.rows), 0, 0, parsed.rejected, written=False)
-    new = store.add_interactions(stored_rows(parsed.rows, str(path)))
+    new, _ = store.add_interactions(stored_rows(parsed.rows, str(path)))
     store.set_meta({POPULARITY_TOP: {"rows": store.interaction_rows(),
                                      "count": count_popularity_top(store)}})
     n = len(parsed.rows)
@@ -205,10 +206,8 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
 def compact_interactions(store: CatalogStore) -> None:
     """Compact the interactions table's files (the caller holds the interactions lock); the
     user-state cache keeps what it holds, as the rows are the same."""
-    state = _state(store)
-    before = state.before_write()
-    store.optimize_interactions()
-    state.after_compaction(before)
+    with _state(store).compacting():
+        store.optimize_interactions()
 
 
 def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[Mapping[str, Any]], bool]],
@@ -227,14 +226,23 @@ def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[M
     if not flat:
         return [EventReport(len(recs), 0, p.rejected, written=False)
                 for p, (recs, _) in zip(parsed, batches, strict=True)]
-    stored_before = store.interaction_keys([r["key"] for r in flat]) if len(batches) > 1 else set()
     state = _state(store)
     before = None if state.complete else {"rows": store.interaction_rows(), "count": popularity_top(store)}
     version = state.before_write()
-    stored = store.add_interactions(flat)
-    state.after_write(version, [Interaction(r["user_id"], r["item_id"], r["event"], r["value"],
-                                            r["timestamp"], r["text"], sentiment=r["sentiment"])
-                                for r in flat], stored)
+    keys = [r["key"] for r in flat]
+    maybe = state.maybe_stored(version, keys)
+    if maybe is not None:  # complete state: only keys it may hold are looked up, new rows appended
+        stored_before = store.interaction_keys([k for k, m in zip(keys, maybe, strict=True) if m])
+        fresh = list({r["key"]: r for r in flat if r["key"] not in stored_before}.values())
+        stored, after = store.add_interactions(fresh, new=True) if fresh else (0, version)
+    else:
+        fresh = flat
+        stored_before = store.interaction_keys(keys) if len(batches) > 1 else set()
+        stored, after = store.add_interactions(flat)
+    if fresh:
+        state.after_write(version, [Interaction(r["user_id"], r["item_id"], r["event"], r["value"],
+                                                r["timestamp"], r["text"], sentiment=r["sentiment"])
+                                    for r in fresh], stored, after, [r["key"] for r in fresh])
     if before is not None:  # the next list needs no recount (complete state keeps its own)
         _raise_popularity_top(store, before, [r for a in accepted for r in a], stored)
     reports = []

@@ -3,7 +3,8 @@ each user's stored interactions and each item's popularity, valid for one versio
 interactions table.
 
 Complete mode (`fill`): a table of at most COMPLETE_ROWS rows is read whole once, and then
-a user without rows, or an item without positive events, needs no read either. A write
+a user without rows, or an item without positive events, needs no read either; nor does
+a write of events whose keys it does not hold (a hash of every key: they are appended). A write
 through this store moves the table on by one version: complete state takes the written
 rows in as they are; otherwise only the users and items that write touched are read
 again. Any other change (another process's import, a compaction) shows as a version it
@@ -15,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from mmrec.catalog import resident
@@ -29,12 +32,18 @@ log = logging.getLogger(__name__)
 
 
 def user_state(store: Any, read_user: Callable[[str], list[Interaction]],
-               read_all: Callable[[], list[Interaction]] | None = None) -> UserState:
+               read_all: Callable[[], list[Interaction]] | None = None,
+               read_keys: Callable[[], list[str]] | None = None) -> UserState:
     """The store's cache (made on first use; it lives as long as the store handle)."""
     state = store.derived.get(STATE_KEY)
     if state is None:
-        state = store.derived[STATE_KEY] = UserState(store, read_user, read_all)
+        state = store.derived[STATE_KEY] = UserState(store, read_user, read_all, read_keys=read_keys)
     return state
+
+
+def _hashes(keys: Iterable[str]) -> np.ndarray:
+    """Sorted 64-bit hashes of interaction keys (this process's str hash: they never leave it)."""
+    return np.sort(np.fromiter(map(hash, keys), np.int64))
 
 
 class UserState:
@@ -42,10 +51,12 @@ class UserState:
 
     def __init__(self, store: Any, read_user: Callable[[str], list[Interaction]],
                  read_all: Callable[[], list[Interaction]] | None = None, max_users: int = 50_000,
-                 complete_rows: int = COMPLETE_ROWS) -> None:
+                 complete_rows: int = COMPLETE_ROWS,
+                 read_keys: Callable[[], list[str]] | None = None) -> None:
         self.store = store
         self._read_user = read_user
         self._read_all = read_all
+        self._read_keys = read_keys
         self.max_users = max_users
         self.complete_rows = complete_rows
         self._lock = threading.Lock()
@@ -56,6 +67,11 @@ class UserState:
         self._positive: dict[str, set[str]] = {}  # item -> users with a positive event (complete)
         self._filling = False
         self._top = 0  # the largest popularity (complete)
+        # hashes of every stored key (complete, with read_keys): the filled ones, sorted, and
+        # those written since. A key whose hash is not here is certainly not stored
+        self._key_hashes: np.ndarray | None = None
+        self._new_hashes: set[int] = set()
+        self._compacting = False  # this store is compacting the table (see compacting)
         # other processes write this table as part of the same service (its sibling workers):
         # then every request checks the table's version, as their events must show at once
         self.shared = False
@@ -83,7 +99,7 @@ class UserState:
     def _current(self) -> None:
         """Drop everything when the table is not at the version the cache holds."""
         version = self._table_version()
-        if version != self._version:
+        if version != self._version and not self._compacting:
             was_complete = self._complete
             self._drop()
             self._version = version
@@ -95,6 +111,8 @@ class UserState:
         self._popularity.clear()
         self._positive.clear()
         self._complete = False
+        self._key_hashes = None
+        self._new_hashes = set()
 
     # -- complete mode ----------------------------------------------------------------
     def fill(self) -> bool:
@@ -106,6 +124,9 @@ class UserState:
             return False
         version = -1 if table is None else int(table.version)
         rows = self._read_all() if table is not None else []
+        hashes = None
+        if self._read_keys is not None:
+            hashes = _hashes(self._read_keys() if table is not None else [])
         users: OrderedDict[str, list[Interaction]] = OrderedDict()
         positive: dict[str, set[str]] = {}
         for r in rows:
@@ -118,6 +139,7 @@ class UserState:
                 return False
             self._drop()
             self._users, self._positive, self._version, self._complete = users, positive, version, True
+            self._key_hashes = hashes
             self._top = max(map(len, positive.values()), default=0)
         log.info("%d interactions of %d users held in memory", len(rows), len(users))
         return True
@@ -180,20 +202,45 @@ class UserState:
         table = self.store.interactions_table()
         return -1 if table is None else int(table.version)
 
-    def after_compaction(self, before: int) -> None:
-        """This store compacted the table from version `before` (under the interactions lock):
-        the rows are the same, so what is held stays valid at the new version."""
+    def maybe_stored(self, version: int, keys: Sequence[str]) -> list[bool] | None:
+        """For each key, whether the table at `version` may hold it (False: it certainly
+        does not); None when this state cannot tell (not complete, or at another version).
+        Call under the interactions lock, with before_write's version."""
         with self._lock:
-            table = self.store.interactions_table()
-            if table is not None and self._version == before:
-                self._version = int(table.version)
+            if not self._complete or self._key_hashes is None or self._version != version:
+                return None
+            held = self._key_hashes
+            out = []
+            for h in map(hash, keys):
+                at = int(np.searchsorted(held, h))
+                out.append(h in self._new_hashes or (at < len(held) and int(held[at]) == h))
+            return out
 
-    def after_write(self, before: int, rows: Sequence[Interaction], stored: int) -> None:
-        """After this store wrote one commit from `before` holding `stored` of `rows` (the
-        rest were stored already): take them in, or forget only what they touched."""
+    @contextmanager
+    def compacting(self) -> Iterator[None]:
+        """Around a compaction of the table by this store (under the interactions lock, so
+        nothing else writes): the rows stay the same, so reads meanwhile keep what is held
+        though the version moves, and what is held is valid at the version it ends on."""
+        before = self.before_write()
+        self._compacting = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._compacting = False
+                table = self.store.interactions_table()
+                if table is not None and self._version == before:
+                    self._version = int(table.version)
+
+    def after_write(self, before: int, rows: Sequence[Interaction], stored: int, after: int | None = None,
+                    keys: Sequence[str] | None = None) -> None:
+        """After this store wrote one commit from `before` to `after` (read from the table
+        when not given) holding `stored` of `rows` (keyed `keys`; the rest were stored
+        already): take them in, or forget only what they touched."""
         with self._lock:
-            table = self.store.interactions_table()
-            after = -1 if table is None else int(table.version)
+            if after is None:
+                table = self.store.interactions_table()
+                after = -1 if table is None else int(table.version)
             if self._version != before or after != before + 1:
                 was_complete = self._complete
                 self._drop()
@@ -206,6 +253,11 @@ class UserState:
                         liked = self._positive.setdefault(r.item_id, set())
                         liked.add(r.user_id)
                         self._top = max(self._top, len(liked))
+                if self._key_hashes is not None:
+                    if keys is None:  # which keys were written is unknown: stop telling
+                        self._key_hashes = None
+                    else:
+                        self._new_hashes.update(map(hash, keys))
             else:
                 if self._complete:  # which rows were new is unknown: read lazily, fill again
                     self._drop()

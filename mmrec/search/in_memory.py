@@ -1,9 +1,10 @@
 """Nearest items from a long-lived reader's copy of the items (mmrec.catalog.resident): no
-table is read. Candidates come from the sketch where `mmrec index` kept one for this
-version (mmrec.search.sketch), else from the copy's own projection onto its principal
-directions (int8: one pass over 100k rows at 128 directions costs ~0.7 ms on one core),
+table is read. Candidates come from the copy's own projection onto its principal
+directions (int8: one pass over 100k rows at 128 directions costs ~0.8 ms on one core),
 measured on the copy before it is used and left out where it would miss neighbours; until
-it is ready, or without it, every row is a candidate. Candidates are then scored exactly
+it is ready, or without it, from the sketch where `mmrec index` kept one for this version
+(mmrec.search.sketch: its sign codes cost ~1.5 ms per 100k rows, measured when it was
+built), else every row is a candidate. Candidates are then scored exactly
 from the copy's float32 vectors, so the ranking is the exact one over what was kept.
 """
 
@@ -44,9 +45,9 @@ def resident_rows(store: CatalogStore, query: np.ndarray, limit: int, columns: l
         return None
     q = np.asarray(query, np.float32)
     n = len(copy.items.ids)
-    cand = None if exact is True else _sketch_candidates(store, copy, q, limit, exact)
+    cand = None if exact is True else _projected_candidates(store, copy, q, limit)
     if cand is None and exact is not True:
-        cand = _projected_candidates(store, copy, q, limit)
+        cand = _sketch_candidates(store, copy, q, limit, exact)
     if cand is None:
         if n > EXACT_ROWS and exact is not True:
             return None

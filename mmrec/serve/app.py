@@ -51,7 +51,7 @@ def create_app(config: ServeConfig, service: Service | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     _errors(app)
-    _upload_limit(app, config.max_upload_bytes)
+    app.add_middleware(UploadLimit, limit=config.max_upload_bytes)
     _routes(app, svc, config)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -114,16 +114,20 @@ def _errors(app: FastAPI) -> None:
         return _json_error(500, f"internal error ({type(exc).__name__}); the service log has the details")
 
 
-def _upload_limit(app: FastAPI, limit: int) -> None:
-    """Refuse an upload by its Content-Length before a byte of it is parsed."""
+class UploadLimit:
+    """Refuse an upload by its Content-Length before a byte of it is parsed (plain ASGI:
+    Starlette's decorator middleware would cost every request a task and two streams)."""
 
-    @app.middleware("http")
-    async def check(request: Request, call_next: Any) -> Any:
-        if request.method == "POST" and request.url.path == "/api/search/file":
-            size = request.headers.get("content-length")
-            if size is not None and size.isdigit() and int(size) > limit + 64 * 1024:
-                return _json_error(413, _too_large(limit))
-        return await call_next(request)
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/api/search/file":
+            size = dict(scope["headers"]).get(b"content-length", b"")
+            if size.isdigit() and int(size) > self.limit + 64 * 1024:
+                await _json_error(413, _too_large(self.limit))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # -- the write guard -------------------------------------------------------------------

@@ -31,6 +31,10 @@ class ServeConfig:
             table past it is read on each request instead).
         threads: threads one request's math (BLAS, Numba, torch) may use: 1 serves
             concurrent requests best (no thread pools fighting over the cores).
+        compute_slots: requests searching or recommending at once in this process; the
+            rest wait their turn, first come first served (mmrec.serve.gate: Python runs
+            one thread at a time, so more at once only adds switching). More cores are
+            put to work with more --workers.
     """
 
     db: Path
@@ -45,6 +49,7 @@ class ServeConfig:
     preset: str | None = None
     memory_gb: float = 2.0
     threads: int = 1
+    compute_slots: int = 1
 
     def __post_init__(self) -> None:
         if not is_loopback(self.host) and not self.token:
@@ -53,8 +58,8 @@ class ServeConfig:
                 "events then need 'Authorization: Bearer T'), or listen on 127.0.0.1")
         if self.token is not None and len(self.token) < 8:
             raise ConfigError("--token is too short: use at least 8 characters")
-        if min(self.workers, self.max_k, self.threads) < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
-            raise ConfigError("--workers, --max-k, --threads, --max-upload-mb and --memory-gb "
+        if min(self.workers, self.max_k, self.threads, self.compute_slots) < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
+            raise ConfigError("--workers, --max-k, --threads, --compute-slots, --max-upload-mb and --memory-gb "
                               "must be positive")
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from .config import ENV, ServeConfig
 
@@ -20,16 +21,29 @@ def limit_threads(n: int) -> None:
         os.environ.setdefault(name, str(n))
     numba = sys.modules.get("numba")
     if numba is not None:  # imported already: it must agree with the variable from now on
-        try:
-            numba.config.reload_config()
-        except RuntimeError:  # its threads started with another count: keep that one
-            os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+        _limit_numba(numba)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]))
+
+
+def _limit_numba(numba: Any) -> None:
+    """Numba read its thread count at import and starts its pool (and, with the OpenMP
+    layer, OpenMP's, which torch shares) at the first parallel call: until then the count
+    it will start with can still change. A pool already running keeps its size."""
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", True):
+        os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+        return
+    try:
+        numba.config.reload_config()
+    except RuntimeError:  # the config refused the new count: keep the one it has
+        os.environ["NUMBA_NUM_THREADS"] = str(numba.config.NUMBA_NUM_THREADS)
+    parallel.NUM_THREADS = numba.config.NUMBA_NUM_THREADS
 
 
 def serve(config: ServeConfig, on_ready: Callable[[str], None] | None = None) -> None:

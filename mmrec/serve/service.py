@@ -30,12 +30,14 @@ from mmrec.recommend import compact_interactions, options_from
 from mmrec.search import prepare_resident
 
 from .batcher import Batcher
+from .gate import Gate
 from .config import ServeConfig
 from .filters import where_clause
 from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, field_errors
 
 log = logging.getLogger(__name__)
 COMPACT_AFTER = 32  # small interactions files before the service compacts them
+COMPACT_CHECK_EVERY = 8  # event commits between two counts of those files (a count: ~1.3 ms)
 
 
 class NotFound(ConfigError):
@@ -55,10 +57,15 @@ class Service:
         # one commit at a time, holding every batch posted meanwhile (the file lock is per call)
         self.events = Batcher(lambda batches: self.catalog.record_event_batches(batches, source="api"))
         self.texts = Batcher(embed_together)  # one forward pass for the texts queued meanwhile
-        self.catalog.set_text_embedder(
-            lambda extractors, texts: self.texts.submit((tuple(extractors), texts)))
-        self._compacting = threading.Event()
+        # requests computing at once (search, recommend); one waiting for a batch gives its slot back
+        self.gate = Gate(config.compute_slots)
+        self.catalog.set_text_embedder(self._embed_texts)
+        self._compacting = threading.Lock()  # held while checking whether to compact, and compacting
         self.started = time.time()
+
+    def _embed_texts(self, extractors: Any, texts: list[str]) -> dict[str, np.ndarray]:
+        with self.gate.released():
+            return self.texts.submit((tuple(extractors), texts))
 
     def preload(self) -> None:
         """Load every extractor of the catalog's set now, not at the first query."""
@@ -74,6 +81,10 @@ class Service:
         return k
 
     def _search(self, opts: SearchOptions, **query: Any) -> dict[str, Any]:
+        with self.gate.held():
+            return self._search_now(opts, **query)
+
+    def _search_now(self, opts: SearchOptions, **query: Any) -> dict[str, Any]:
         result = self.catalog.search(
             **query, k=self._k(opts.k), modality=opts.modality, weights=opts.weights,
             where=where_clause(opts.filters), moments=opts.moments, preset=self.config.preset)
@@ -152,6 +163,10 @@ class Service:
     def recommend(self, req: RecommendRequest) -> dict[str, Any]:
         if req.user is None and req.interests is None:
             raise ConfigError("give a user, interests, or both")
+        with self.gate.held():
+            return self._recommend(req)
+
+    def _recommend(self, req: RecommendRequest) -> dict[str, Any]:
         options, user_config = options_from(
             diversity=req.diversity, popularity_weight=req.popularity_weight,
             freshness_weight=req.freshness_weight, half_life_days=req.half_life_days,
@@ -202,9 +217,11 @@ class Service:
         """Each event batch is one small file of the interactions table, and every read scans
         them all (hundreds slowed a user's read from 6 ms to 1.6 s): past COMPACT_AFTER,
         one background thread compacts the table while event writes wait."""
-        if self._compacting.is_set() or self.store.interaction_fragments() < COMPACT_AFTER:
+        if self.events.runs % COMPACT_CHECK_EVERY or not self._compacting.acquire(blocking=False):
+            return  # not due, or another thread is checking or compacting
+        if self.store.interaction_fragments() < COMPACT_AFTER:
+            self._compacting.release()
             return
-        self._compacting.set()
 
         def compact() -> None:
             try:
@@ -215,7 +232,7 @@ class Service:
             except Exception as e:  # never fatal: the next event batch tries again
                 log.warning("compacting the interactions table failed: %s", e)
             finally:
-                self._compacting.clear()
+                self._compacting.release()
 
         threading.Thread(target=compact, name="mmrec-compact", daemon=True).start()
 
