@@ -61,7 +61,8 @@ def test_waiters_enter_in_arrival_order_and_a_returning_one_first():
     for name in ("a", "b"):
         waiters.append(threading.Thread(target=waiter, args=(name,)))
         waiters[-1].start()
-        _wait_for(lambda n=len(waiters): len(gate._waiting) == n)
+        queued = len(waiters)
+        _wait_for(lambda: len(gate._waiting) == queued)  # noqa: B023 - read before the next turn
     release_first.set()
     for t in (t0, *waiters):
         t.join(5)

@@ -58,9 +58,10 @@ class ServeConfig:
                 "events then need 'Authorization: Bearer T'), or listen on 127.0.0.1")
         if self.token is not None and len(self.token) < 8:
             raise ConfigError("--token is too short: use at least 8 characters")
-        if min(self.workers, self.max_k, self.threads, self.compute_slots) < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
-            raise ConfigError("--workers, --max-k, --threads, --compute-slots, --max-upload-mb and --memory-gb "
-                              "must be positive")
+        counts = (self.workers, self.max_k, self.threads, self.compute_slots)
+        if min(counts) < 1 or self.max_upload_mb <= 0 or self.memory_gb < 0:
+            raise ConfigError("--workers, --max-k, --threads, --compute-slots, --max-upload-mb and "
+                              "--memory-gb must be positive")
 
     @property
     def max_upload_bytes(self) -> int:

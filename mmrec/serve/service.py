@@ -30,9 +30,9 @@ from mmrec.recommend import compact_interactions, options_from
 from mmrec.search import prepare_resident
 
 from .batcher import Batcher
-from .gate import Gate
 from .config import ServeConfig
 from .filters import where_clause
+from .gate import Gate
 from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, field_errors
 
 log = logging.getLogger(__name__)
