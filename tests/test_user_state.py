@@ -198,3 +198,22 @@ def test_complete_state_appends_new_events_and_skips_stored_ones_without_droppin
     imported = stored_rows([Interaction("u1", IDS[45], "view", 0.5, 1.6e9, None)], "x")
     assert state.maybe_stored(version, [r["key"] for r in imported] + [stored_rows(
         [Interaction("u1", IDS[44], "like", None, 1.7e9, None)], "x")[0]["key"]]) == [False, True]
+
+
+def test_a_read_between_a_commit_and_its_intake_keeps_the_complete_state(store, monkeypatch):
+    """A request thread that sees this store's commit before the writer took it in must not
+    take it for another writer's (which drops every history)."""
+    state = _state(store)
+    assert state.fill()
+    seen = []
+    real = store.add_interactions
+
+    def add_then_read(rows, new=False):
+        out = real(rows, new)
+        seen.append(len(state.history("u2")))  # the table is at the new version already
+        return out
+
+    monkeypatch.setattr(store, "add_interactions", add_then_read)
+    record_events(store, [{"user": "u2", "item": IDS[46], "event": "like", "timestamp": 1.7e9}])
+    assert seen == [4] and state.complete  # the old rows until the intake, then the new one
+    assert len(state.history("u2")) == 5

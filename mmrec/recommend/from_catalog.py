@@ -228,21 +228,21 @@ def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[M
                 for p, (recs, _) in zip(parsed, batches, strict=True)]
     state = _state(store)
     before = None if state.complete else {"rows": store.interaction_rows(), "count": popularity_top(store)}
-    version = state.before_write()
-    keys = [r["key"] for r in flat]
-    maybe = state.maybe_stored(version, keys)
-    if maybe is not None:  # complete state: only keys it may hold are looked up, new rows appended
-        stored_before = store.interaction_keys([k for k, m in zip(keys, maybe, strict=True) if m])
-        fresh = list({r["key"]: r for r in flat if r["key"] not in stored_before}.values())
-        stored, after = store.add_interactions(fresh, new=True) if fresh else (0, version)
-    else:
-        fresh = flat
-        stored_before = store.interaction_keys(keys) if len(batches) > 1 else set()
-        stored, after = store.add_interactions(flat)
-    if fresh:
-        state.after_write(version, [Interaction(r["user_id"], r["item_id"], r["event"], r["value"],
-                                                r["timestamp"], r["text"], sentiment=r["sentiment"])
-                                    for r in fresh], stored, after, [r["key"] for r in fresh])
+    with state.writing() as version:
+        keys = [r["key"] for r in flat]
+        maybe = state.maybe_stored(version, keys)
+        if maybe is not None:  # complete state: only keys it may hold are looked up, new rows appended
+            stored_before = store.interaction_keys([k for k, m in zip(keys, maybe, strict=True) if m])
+            fresh = list({r["key"]: r for r in flat if r["key"] not in stored_before}.values())
+            stored, after = store.add_interactions(fresh, new=True) if fresh else (0, version)
+        else:
+            fresh = flat
+            stored_before = store.interaction_keys(keys) if len(batches) > 1 else set()
+            stored, after = store.add_interactions(flat)
+        if fresh:
+            state.after_write(version, [Interaction(r["user_id"], r["item_id"], r["event"], r["value"],
+                                                    r["timestamp"], r["text"], sentiment=r["sentiment"])
+                                        for r in fresh], stored, after, [r["key"] for r in fresh])
     if before is not None:  # the next list needs no recount (complete state keeps its own)
         _raise_popularity_top(store, before, [r for a in accepted for r in a], stored)
     reports = []

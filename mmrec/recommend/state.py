@@ -72,6 +72,7 @@ class UserState:
         self._key_hashes: np.ndarray | None = None
         self._new_hashes: set[int] = set()
         self._compacting = False  # this store is compacting the table (see compacting)
+        self._writing: int | None = None  # this store is committing from this version (see writing)
         # other processes write this table as part of the same service (its sibling workers):
         # then every request checks the table's version, as their events must show at once
         self.shared = False
@@ -99,8 +100,14 @@ class UserState:
     def _current(self) -> None:
         """Drop everything when the table is not at the version the cache holds."""
         version = self._table_version()
-        if version != self._version and not self._compacting:
+        own_commit = self._writing is not None and self._writing == self._version and version == self._writing + 1
+        if self._compacting or own_commit:
+            return  # this store's own compaction or commit, not yet taken in: what is held holds
+        if version != self._version:
             was_complete = self._complete
+            if was_complete:
+                log.info("interactions moved from version %s to %s by another writer: every history "
+                         "is read again", self._version, version)
             self._drop()
             self._version = version
             if was_complete:
@@ -201,6 +208,21 @@ class UserState:
         """The table version a write starts from (call under the interactions lock)."""
         table = self.store.interactions_table()
         return -1 if table is None else int(table.version)
+
+    @contextmanager
+    def writing(self) -> Iterator[int]:
+        """Around one commit by this store (under the interactions lock), yielding the
+        version it starts from; after_write inside takes it in. Meanwhile a read that sees
+        the commit's version keeps what is held (the commit is not taken in yet) instead of
+        dropping it all."""
+        version = self.before_write()
+        with self._lock:
+            self._writing = version
+        try:
+            yield version
+        finally:
+            with self._lock:
+                self._writing = None
 
     def maybe_stored(self, version: int, keys: Sequence[str]) -> list[bool] | None:
         """For each key, whether the table at `version` may hold it (False: it certainly
