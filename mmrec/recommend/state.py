@@ -100,7 +100,8 @@ class UserState:
     def _current(self) -> None:
         """Drop everything when the table is not at the version the cache holds."""
         version = self._table_version()
-        own_commit = self._writing is not None and self._writing == self._version and version == self._writing + 1
+        writing = self._writing
+        own_commit = writing is not None and writing == self._version and version == writing + 1
         if self._compacting or own_commit:
             return  # this store's own compaction or commit, not yet taken in: what is held holds
         if version != self._version:
