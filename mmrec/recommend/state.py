@@ -232,12 +232,10 @@ class UserState:
         with self._lock:
             if not self._complete or self._key_hashes is None or self._version != version:
                 return None
-            held = self._key_hashes
-            out = []
-            for h in map(hash, keys):
-                at = int(np.searchsorted(held, h))
-                out.append(h in self._new_hashes or (at < len(held) and int(held[at]) == h))
-            return out
+            held, wanted = self._key_hashes, np.fromiter(map(hash, keys), np.int64, len(keys))
+            at = np.minimum(np.searchsorted(held, wanted), max(len(held) - 1, 0))
+            filled = held[at] == wanted if len(held) else np.zeros(len(keys), bool)
+            return [bool(f) or int(h) in self._new_hashes for f, h in zip(filled, wanted, strict=True)]
 
     @contextmanager
     def compacting(self) -> Iterator[None]:
@@ -255,15 +253,12 @@ class UserState:
                 if table is not None and self._version == before:
                     self._version = int(table.version)
 
-    def after_write(self, before: int, rows: Sequence[Interaction], stored: int, after: int | None = None,
-                    keys: Sequence[str] | None = None) -> None:
-        """After this store wrote one commit from `before` to `after` (read from the table
-        when not given) holding `stored` of `rows` (keyed `keys`; the rest were stored
-        already): take them in, or forget only what they touched."""
+    def after_write(self, before: int, rows: Sequence[Interaction], stored: int, after: int,
+                    keys: Sequence[str]) -> None:
+        """After this store wrote one commit from version `before` to `after` holding
+        `stored` of `rows` (keyed `keys`; the rest were stored already): take them in, or
+        forget only what they touched."""
         with self._lock:
-            if after is None:
-                table = self.store.interactions_table()
-                after = -1 if table is None else int(table.version)
             if self._version != before or after != before + 1:
                 was_complete = self._complete
                 self._drop()
@@ -277,10 +272,7 @@ class UserState:
                         liked.add(r.user_id)
                         self._top = max(self._top, len(liked))
                 if self._key_hashes is not None:
-                    if keys is None:  # which keys were written is unknown: stop telling
-                        self._key_hashes = None
-                    else:
-                        self._new_hashes.update(map(hash, keys))
+                    self._new_hashes.update(map(hash, keys))
             else:
                 if self._complete:  # which rows were new is unknown: read lazily, fill again
                     self._drop()
