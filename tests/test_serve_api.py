@@ -452,6 +452,22 @@ def test_several_worker_processes_serve_the_same_catalog(env):
             assert stored.status_code == 200 and stored.json()["stored"] == 1
             assert all(c.post("/api/recommend", json={"user": "multi"}).json()["history"] == 1
                        for _ in range(4))
+            # events posted at once through both workers: each waits for the other's commit
+            # (none is refused as busy), and each worker takes in the other's rows as appended
+            base = f"http://127.0.0.1:{port}"
+
+            def post(i: int) -> int:
+                with httpx.Client(base_url=base, timeout=60) as one:  # a new connection: either worker
+                    return one.post("/api/events", json={"user": "both", "item": env.ids["guitar_lesson"],
+                                                         "event": "view", "value": 0.5,
+                                                         "timestamp": 1.7e9 + i}).status_code
+
+            with ThreadPoolExecutor(6) as pool:
+                assert list(pool.map(post, range(30))) == [200] * 30
+            for _ in range(6):
+                with httpx.Client(base_url=base, timeout=60) as one:
+                    assert one.post("/api/recommend", json={"user": "both"}).json()["history"] == 30
+                    assert one.get("/api/stats").json()["in_memory"]["all_user_histories"] is True
     finally:
         proc.terminate()
         proc.wait(20)

@@ -11,6 +11,7 @@ import pytest
 from mmrec.bench.query import build_catalog
 from mmrec.catalog.store import CatalogStore
 from mmrec.recommend.from_catalog import (
+    _keyed,
     _state,
     count_popularity_top,
     record_events,
@@ -100,7 +101,7 @@ def test_events_resolve_only_their_own_keys(store):
 
 def _complete(store: CatalogStore) -> tuple[UserState, Counting]:
     reader = Counting(store)
-    state = UserState(store, reader, lambda: stored_interactions(store))
+    state = UserState(store, reader, lambda: _keyed(store.interactions()))  # no follower: refills
     store.derived["user_state"] = state
     assert state.fill() and state.complete
     return state, reader
@@ -131,7 +132,7 @@ def test_complete_state_takes_its_own_writes_in(store):
     assert [r.item_id for r in state.history("v0")] == [IDS[41]]  # once, not twice
 
 
-def test_complete_state_refills_after_another_process_writes(store):
+def test_complete_state_without_a_follower_refills_after_another_process_writes(store):
     state, _ = _complete(store)
     other = CatalogStore.open(store.path)
     other.add_interactions(stored_rows([Interaction("u3", IDS[45], "like", None, time.time(), None)], "x"))
@@ -143,7 +144,7 @@ def test_complete_state_refills_after_another_process_writes(store):
 
 
 def test_a_table_over_the_limit_stays_lazy(store):
-    state = UserState(store, Counting(store), lambda: stored_interactions(store), complete_rows=5)
+    state = UserState(store, Counting(store), lambda: _keyed(store.interactions()), complete_rows=5)
     assert not state.fill() and not state.complete
     assert len(state.history("u2")) == 4
 
@@ -217,3 +218,87 @@ def test_a_read_between_a_commit_and_its_intake_keeps_the_complete_state(store, 
     record_events(store, [{"user": "u2", "item": IDS[46], "event": "like", "timestamp": 1.7e9}])
     assert seen == [4] and state.complete  # the old rows until the intake, then the new one
     assert len(state.history("u2")) == 5
+
+
+def _other(store: CatalogStore) -> CatalogStore:
+    return CatalogStore.open(store.path)  # another process's handle
+
+
+def test_another_writers_appends_are_taken_in_without_reading_everything_again(store):
+    """A sibling worker's event commits (and its compaction) keep the state complete: only
+    the rows they appended are read."""
+    from mmrec.recommend.from_catalog import compact_interactions
+
+    state = _state(store)
+    assert state.fill()
+    other = _other(store)
+    for i in range(3):
+        record_events(other, [{"user": "u1", "item": IDS[40 + i], "event": "like", "timestamp": 1.7e9 + i},
+                              {"user": f"new{i}", "item": IDS[40], "event": "like", "timestamp": 1.7e9}])
+    assert {r.item_id for r in state.history("u1")} >= {IDS[40], IDS[41], IDS[42]}
+    assert state.complete and state.followed == 1  # three commits, one catch-up
+    assert state.popularity([IDS[40]])[IDS[40]] == 4 == state.top()
+    compact_interactions(other)  # rewrites the files, not the rows
+    record_events(other, [{"user": "u1", "item": IDS[43], "event": "like", "timestamp": 1.7e9}])
+    assert len(state.history("u1")) == 8 == len(stored_interactions(store, user="u1"))
+    assert state.complete and state.followed == 2
+    stored = stored_rows([Interaction("u1", IDS[43], "like", None, 1.7e9, None)], "api")[0]["key"]
+    assert state.maybe_stored(store.interactions_table().version, [stored]) == [True]
+    # this store's own event after the sibling's: still one version on, still complete
+    record_events(store, [{"user": "u1", "item": IDS[44], "event": "like", "timestamp": 1.7e9}])
+    assert state.complete and len(state.history("u1")) == 9
+
+
+def test_another_writers_update_of_stored_rows_drops_and_refills(store):
+    state = _state(store)
+    assert state.fill()
+    row = stored_interactions(store, user="u0")[0]
+    changed = [{**r, "value": 0.25} for r in stored_rows([row], "x")]  # same key, new value
+    _other(store).add_interactions(changed)  # an upsert that updates a row: not an append
+    assert [r.value for r in state.history("u0") if r.item_id == row.item_id] == [0.25]
+    deadline = time.time() + 10
+    while not state.complete and time.time() < deadline:
+        time.sleep(0.05)
+    assert state.complete and [r.value for r in state.history("u0") if r.item_id == row.item_id] == [0.25]
+
+
+def test_a_fill_that_a_commit_overtakes_still_completes_with_every_row_once(store):
+    """A commit landing while the whole table is read: the read's keys say which of its
+    rows it already has, and the rest are taken in."""
+    read_all = lambda: _keyed(store.interactions())  # noqa: E731
+    other = _other(store)
+
+    def read_amid_writes():  # one commit before the read (it holds that row), one after
+        record_events(other, [{"user": "u4", "item": IDS[48], "event": "like", "timestamp": 1.7e9}])
+        got = read_all()
+        record_events(other, [{"user": "u4", "item": IDS[49], "event": "like", "timestamp": 1.7e9}])
+        return got
+
+    state = UserState(store, Counting(store), read_amid_writes, read_added=_state(other)._read_added)
+    assert state.fill() and state.complete
+    items = [r.item_id for r in state.history("u4")]
+    assert items.count(IDS[48]) == 1 and items.count(IDS[49]) == 1 and len(items) == 6
+
+
+def test_appended_rows_names_what_commits_appended_and_nothing_else(store):
+    from mmrec.catalog.changes import appended_rows
+
+    table = store.interactions_table()
+    v0 = table.version
+    store.add_interactions(stored_rows([Interaction("u9", IDS[1], "like", None, 1.7e9, None)], "x"), new=True)
+    # an upsert that only inserts
+    store.add_interactions(stored_rows([Interaction("u9", IDS[2], "like", None, 1.7e9, None)], "x"))
+    got = appended_rows(table, v0, table.version, ["user_id", "item_id"])
+    assert sorted(got.column("item_id").to_pylist()) == [IDS[1], IDS[2]]
+    v1 = table.version
+    store.optimize_interactions()  # rewrites files, adds no row
+    assert table.version > v1 and appended_rows(table, v1, table.version).num_rows == 0
+    v2 = table.version
+    table.delete("user_id = 'u9'")
+    assert appended_rows(table, v2, table.version) is None
+    v3 = table.version
+    row = stored_rows([Interaction("u0", IDS[0], "like", None, 1.7e9, None)], "x")
+    store.add_interactions(row)
+    store.add_interactions([{**row[0], "value": 2.0}])  # matches a stored key: an update
+    assert appended_rows(table, v3, table.version) is None
+    assert appended_rows(table, table.version, table.version - 1) is None  # backwards

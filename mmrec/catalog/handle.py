@@ -375,10 +375,11 @@ class Catalog:
             return record_events(self._open(), events, partial, source)
 
     def record_event_batches(self, batches: Sequence[tuple[Sequence[dict[str, Any]], bool]], *,
-                             source: str = "events") -> list[EventReport]:
+                             source: str = "events", lock_wait_s: float = 0.0) -> list[EventReport]:
         """record_events for several (events, partial) batches, each checked on its own, all
-        accepted ones stored in one commit (a service's group commit)."""
-        with write_lock(self.path, "interactions"):
+        accepted ones stored in one commit (a service's group commit). lock_wait_s: how long
+        to wait for another writer of the interactions (a sibling worker's commit)."""
+        with write_lock(self.path, "interactions", wait_s=lock_wait_s):
             return record_event_batches(self._open(), batches, source)
 
     def recommend(self, *, user: str | None = None, interests: str | None = None, k: int = 10,

@@ -478,6 +478,14 @@ class CatalogStore:
         t = table.search().where(f"key IN ({sql_list(keys)})").select(["key"]).limit(None).to_arrow()
         return set(t.column("key").to_pylist())
 
+    def interactions_appended(self, since: int, until: int) -> pa.Table | None:
+        """The interaction rows versions since+1 .. until appended, or None when one of
+        those commits did more than append (see mmrec.catalog.changes)."""
+        from .changes import appended_rows
+
+        table = self.interactions_table()
+        return None if table is None else appended_rows(table, since, until)
+
     def interaction_fragments(self) -> int:
         """Small data files of the interactions table: each live event batch adds one, and a
         scan reads them all, so a long-lived writer compacts them (optimize_interactions)."""

@@ -19,6 +19,7 @@ from .from_catalog import (
     recommend_for_user,
     record_event_batches,
     record_events,
+    user_state_figures,
 )
 from .interactions import EVENTS, Interaction, InteractionsError, parse_interactions
 from .ranker import Recommendation, RecommendOptions, options_from
@@ -33,5 +34,5 @@ __all__ = [
     "UserVectorConfig", "evaluate_catalog", "hold_user_state", "import_interactions", "options_from",
     "parse_interactions",
     "compact_interactions", "recommend_all_users", "recommend_for_user", "record_event_batches",
-    "record_events", "score_text",
+    "record_events", "score_text", "user_state_figures",
 ]

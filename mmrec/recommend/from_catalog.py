@@ -53,8 +53,20 @@ TextEncoder = Callable[[list[str]], Mapping[str, np.ndarray]]  # texts -> {modal
 
 def _state(store: CatalogStore) -> UserState:
     return user_state(store, lambda user: stored_interactions(store, user=user),
-                      lambda: stored_interactions(store),
-                      lambda: store.interaction_columns(["key"]).column("key").to_pylist())
+                      lambda: _keyed(store.interactions()),
+                      lambda since, until: _keyed(store.interactions_appended(since, until)))
+
+
+def _keyed(rows: pa.Table | list[dict[str, Any]] | None) -> tuple[list[Interaction], list[str]] | None:
+    """Stored rows as interactions and their keys, aligned (None stays None)."""
+    from mmrec.recommend.sentiment import with_sentiment
+
+    if rows is None:
+        return None
+    rows = rows.to_pylist() if isinstance(rows, pa.Table) else rows
+    return (with_sentiment([Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"],
+                                        r["text"], sentiment=r.get("sentiment")) for r in rows]),
+            [r["key"] for r in rows])
 
 
 def hold_user_state(store: CatalogStore, shared: bool = False) -> bool:
@@ -65,6 +77,13 @@ def hold_user_state(store: CatalogStore, shared: bool = False) -> bool:
     state = _state(store)
     state.shared = shared
     return state.fill()
+
+
+def user_state_figures(store: CatalogStore) -> dict[str, Any]:
+    """What the store's user state holds now: every history (complete), and how many other
+    writers' commits it took in by reading only what they appended."""
+    state = _state(store)
+    return {"complete": state.complete, "followed_commits": state.followed}
 
 
 def _two_stage(store: CatalogStore) -> bool:
@@ -258,11 +277,7 @@ def stored_interactions(store: CatalogStore, user: str | None = None,
                         items: Iterable[str] | None = None) -> list[Interaction]:
     """Stored interactions: all, or one user's and/or those on these items (see store).
     Comments stored before the sentiment column existed are scored as they are read."""
-    from mmrec.recommend.sentiment import with_sentiment
-
-    return with_sentiment([Interaction(r["user_id"], r["item_id"], r["event"], r["value"], r["timestamp"],
-                                       r["text"], sentiment=r.get("sentiment"))
-                           for r in store.interactions(user, items)])
+    return _keyed(store.interactions(user, items))[0]  # type: ignore[index]
 
 
 POPULARITY_TOP = "popularity_top"  # meta key: {"rows": interactions counted, "count": n}

@@ -7,8 +7,10 @@ a user without rows, or an item without positive events, needs no read either; n
 a write of events whose keys it does not hold (a hash of every key: they are appended). A write
 through this store moves the table on by one version: complete state takes the written
 rows in as they are; otherwise only the users and items that write touched are read
-again. Any other change (another process's import, a compaction) shows as a version it
-did not expect: everything is dropped, read lazily, and filled again in the background.
+again. Commits by other processes (a sibling worker's events, a compaction) show as
+versions it did not expect: complete state reads only the rows they appended (see
+mmrec.catalog.changes); when one did more than append (an import that updated rows), or
+in lazy mode, everything is dropped, read lazily, and filled again in the background.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ COMPLETE_ROWS = 1_000_000  # tables up to this size are held whole (~300 bytes a
 log = logging.getLogger(__name__)
 
 
+Keyed = tuple[list[Interaction], list[str]]  # rows and their keys, aligned
+
+
 def user_state(store: Any, read_user: Callable[[str], list[Interaction]],
-               read_all: Callable[[], list[Interaction]] | None = None,
-               read_keys: Callable[[], list[str]] | None = None) -> UserState:
+               read_all: Callable[[], Keyed] | None = None,
+               read_added: Callable[[int, int], Keyed | None] | None = None) -> UserState:
     """The store's cache (made on first use; it lives as long as the store handle)."""
     state = store.derived.get(STATE_KEY)
     if state is None:
-        state = store.derived[STATE_KEY] = UserState(store, read_user, read_all, read_keys=read_keys)
+        state = store.derived[STATE_KEY] = UserState(store, read_user, read_all, read_added=read_added)
     return state
 
 
@@ -47,16 +52,20 @@ def _hashes(keys: Iterable[str]) -> np.ndarray:
 
 
 class UserState:
-    """Per-user interactions and per-item popularity (distinct users with a positive event)."""
+    """Per-user interactions and per-item popularity (distinct users with a positive event).
+
+    read_user(user): that user's rows. read_all(): every row and its key (complete mode).
+    read_added(since, until): the rows and keys versions since+1 .. until appended, or None
+    when one did more than append (then complete state is read again)."""
 
     def __init__(self, store: Any, read_user: Callable[[str], list[Interaction]],
-                 read_all: Callable[[], list[Interaction]] | None = None, max_users: int = 50_000,
+                 read_all: Callable[[], Keyed] | None = None, max_users: int = 50_000,
                  complete_rows: int = COMPLETE_ROWS,
-                 read_keys: Callable[[], list[str]] | None = None) -> None:
+                 read_added: Callable[[int, int], Keyed | None] | None = None) -> None:
         self.store = store
         self._read_user = read_user
         self._read_all = read_all
-        self._read_keys = read_keys
+        self._read_added = read_added
         self.max_users = max_users
         self.complete_rows = complete_rows
         self._lock = threading.Lock()
@@ -67,8 +76,8 @@ class UserState:
         self._positive: dict[str, set[str]] = {}  # item -> users with a positive event (complete)
         self._filling = False
         self._top = 0  # the largest popularity (complete)
-        # hashes of every stored key (complete, with read_keys): the filled ones, sorted, and
-        # those written since. A key whose hash is not here is certainly not stored
+        # hashes of every stored key (complete): the filled ones, sorted, and those written
+        # since. A key whose hash is not here is certainly not stored
         self._key_hashes: np.ndarray | None = None
         self._new_hashes: set[int] = set()
         self._compacting = False  # this store is compacting the table (see compacting)
@@ -76,6 +85,7 @@ class UserState:
         # other processes write this table as part of the same service (its sibling workers):
         # then every request checks the table's version, as their events must show at once
         self.shared = False
+        self.followed = 0  # other writers' commits taken in without reading everything again
 
     @property
     def complete(self) -> bool:
@@ -97,22 +107,66 @@ class UserState:
         table = self.store.interactions_table()
         return -1 if table is None else int(table.version)
 
-    def _current(self) -> None:
-        """Drop everything when the table is not at the version the cache holds."""
-        version = self._table_version()
+    def _current(self, version: int | None = None) -> None:
+        """Bring what is held to the table's version (or this one): complete state takes in
+        what other writers appended; anything else drops everything."""
+        version = self._table_version() if version is None else version
         writing = self._writing
         own_commit = writing is not None and writing == self._version and version == writing + 1
-        if self._compacting or own_commit:
+        if self._compacting or own_commit or version == self._version:
             return  # this store's own compaction or commit, not yet taken in: what is held holds
-        if version != self._version:
-            was_complete = self._complete
-            if was_complete:
-                log.info("interactions moved from version %s to %s by another writer: every history "
-                         "is read again", self._version, version)
-            self._drop()
-            self._version = version
-            if was_complete:
-                self._fill_later()
+        if self._follow(version):
+            return
+        was_complete = self._complete
+        if was_complete:
+            log.info("interactions moved from version %s to %s by another writer, not only by "
+                     "appends: every history is read again", self._version, version)
+        self._drop()
+        self._version = version
+        if was_complete:
+            self._fill_later()
+
+    def _follow(self, version: int) -> bool:
+        """Take in the rows other writers appended up to `version` (complete state), or
+        forget only the users and items they touched (lazy), when appending is all they
+        did (True)."""
+        if self._read_added is None or self._version is None or version < self._version:
+            return False
+        added = self._read_added(self._version, version)
+        if added is None:
+            return False
+        if self._complete:
+            self._take_in(*added, skip=self._key_hashes is not None)
+        else:
+            for r in added[0]:
+                self._users.pop(r.user_id, None)
+                self._popularity.pop(r.item_id, None)
+        self._version = version
+        self.followed += 1
+        return True
+
+    def _take_in(self, rows: Sequence[Interaction], keys: Sequence[str], skip: bool = False) -> None:
+        """Add stored rows to complete state (skip: leave out those whose key it holds)."""
+        for r, key in zip(rows, keys, strict=True):
+            h = hash(key)
+            if skip and self._holds(h):
+                continue
+            self._users.setdefault(r.user_id, []).append(r)
+            if is_positive(r.event, r.value):
+                liked = self._positive.setdefault(r.item_id, set())
+                liked.add(r.user_id)
+                self._top = max(self._top, len(liked))
+            if self._key_hashes is not None:
+                self._new_hashes.add(h)
+
+    def _holds(self, h: int) -> bool:
+        held = self._key_hashes
+        if h in self._new_hashes:
+            return True
+        if held is None or not len(held):
+            return False
+        at = min(int(np.searchsorted(held, h)), len(held) - 1)
+        return bool(held[at] == h)
 
     def _drop(self) -> None:
         self._users.clear()
@@ -131,10 +185,7 @@ class UserState:
         if table is not None and table.count_rows() > self.complete_rows:
             return False
         version = -1 if table is None else int(table.version)
-        rows = self._read_all() if table is not None else []
-        hashes = None
-        if self._read_keys is not None:
-            hashes = _hashes(self._read_keys() if table is not None else [])
+        rows, keys = self._read_all() if table is not None else ([], [])
         users: OrderedDict[str, list[Interaction]] = OrderedDict()
         positive: dict[str, set[str]] = {}
         for r in rows:
@@ -142,13 +193,17 @@ class UserState:
             if is_positive(r.event, r.value):
                 positive.setdefault(r.item_id, set()).add(r.user_id)
         with self._lock:
-            current = -1 if table is None else int(table.version)
-            if current != version:  # written meanwhile: stay lazy, the next drop fills again
-                return False
             self._drop()
             self._users, self._positive, self._version, self._complete = users, positive, version, True
-            self._key_hashes = hashes
+            self._key_hashes = _hashes(keys)
             self._top = max(map(len, positive.values()), default=0)
+            current = -1 if table is None else int(table.version)
+            # written meanwhile: the read holds some of those commits' rows (its keys say
+            # which), the rest are taken in; a commit that did more than append: stay lazy
+            if current != version and not self._follow(current):
+                self._drop()
+                self._version = version
+                return False
         log.info("%d interactions of %d users held in memory", len(rows), len(users))
         return True
 
@@ -218,6 +273,7 @@ class UserState:
         dropping it all."""
         version = self.before_write()
         with self._lock:
+            self._current(version)  # other writers' commits first, so this one follows on
             self._writing = version
         try:
             yield version
@@ -265,14 +321,7 @@ class UserState:
                 if was_complete:
                     self._fill_later()
             elif self._complete and stored == len(rows):
-                for r in rows:
-                    self._users.setdefault(r.user_id, []).append(r)
-                    if is_positive(r.event, r.value):
-                        liked = self._positive.setdefault(r.item_id, set())
-                        liked.add(r.user_id)
-                        self._top = max(self._top, len(liked))
-                if self._key_hashes is not None:
-                    self._new_hashes.update(map(hash, keys))
+                self._take_in(rows, keys)
             else:
                 if self._complete:  # which rows were new is unknown: read lazily, fill again
                     self._drop()

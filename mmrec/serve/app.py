@@ -157,7 +157,7 @@ def _routes(app: FastAPI, svc: Service, config: ServeConfig) -> None:
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "items": svc.store.counts()["items"]}
+        return {"status": "ok", "version": __version__, "items": svc.item_count()}
 
     @app.get("/api/stats", tags=["service"])
     def stats() -> dict[str, Any]:

@@ -26,7 +26,7 @@ from mmrec.catalog import (
     write_lock,
 )
 from mmrec.errors import ConfigError
-from mmrec.recommend import compact_interactions, options_from
+from mmrec.recommend import compact_interactions, options_from, user_state_figures
 from mmrec.search import prepare_resident
 
 from .batcher import Batcher
@@ -38,6 +38,9 @@ from .schemas import Event, RecommendRequest, SearchOptions, SearchRequest, fiel
 log = logging.getLogger(__name__)
 COMPACT_AFTER = 32  # small interactions files before the service compacts them
 COMPACT_CHECK_EVERY = 8  # event commits between two counts of those files (a count: ~1.3 ms)
+# how long an event commit waits for another writer of the interactions: a sibling worker's
+# commit (milliseconds) or compaction (a fraction of a second); past it, 503 "busy"
+EVENT_LOCK_WAIT_S = 5.0
 
 
 class NotFound(ConfigError):
@@ -52,10 +55,11 @@ class Service:
         self.catalog = Catalog(config.db)
         self.store = self.catalog.store()  # raises CatalogNotFoundError: nothing to serve
         # vectors and users' interactions in memory: requests read no table
-        self.users_held = self.catalog.hold_in_memory(int(config.memory_gb * 2**30),
-                                                      shared_writes=config.workers > 1)
+        self.catalog.hold_in_memory(int(config.memory_gb * 2**30),
+                                    shared_writes=config.workers > 1)
         # one commit at a time, holding every batch posted meanwhile (the file lock is per call)
-        self.events = Batcher(lambda batches: self.catalog.record_event_batches(batches, source="api"))
+        self.events = Batcher(lambda batches: self.catalog.record_event_batches(
+            batches, source="api", lock_wait_s=EVENT_LOCK_WAIT_S))
         self.texts = Batcher(embed_together)  # one forward pass for the texts queued meanwhile
         # requests computing at once (search, recommend); one waiting for a batch gives its slot back
         self.gate = Gate(config.compute_slots)
@@ -114,6 +118,12 @@ class Service:
         return hit
 
     # -- items --------------------------------------------------------------------
+    def item_count(self) -> int:
+        """How many items the catalog holds: the in-memory copy's length when it is current
+        (a health probe reads no table), else the table's row count."""
+        copy = resident_items(self.store)
+        return len(copy.items.ids) if copy is not None else int(self.store.items.count_rows())
+
     def item_row(self, item_id: str, columns: list[str] | None = None) -> dict[str, Any]:
         """The item's stored row (these columns only, when given), or NotFound."""
         copy = resident_items(self.store)  # current, so an id it lacks is in no version
@@ -225,7 +235,7 @@ class Service:
 
         def compact() -> None:
             try:
-                with self.events.lock, write_lock(self.config.db, "interactions"):
+                with self.events.lock, write_lock(self.config.db, "interactions", wait_s=EVENT_LOCK_WAIT_S):
                     t = time.perf_counter()
                     compact_interactions(self.store)
                     log.info("interactions compacted in %.2f s", time.perf_counter() - t)
@@ -267,7 +277,8 @@ class Service:
                   "segments": None if kept is None else kept.segments()}
         return {**{name: None if c is None else {"version": c.version, "mb": round(c.nbytes / 2**20, 1)}
                    for name, c in copies.items()},
-                "all_user_histories": self.users_held,
+                "all_user_histories": user_state_figures(self.store)["complete"],
+                "followed_commits": user_state_figures(self.store)["followed_commits"],
                 "event_commits": self.events.runs, "event_batches": self.events.calls,
                 "text_passes": self.texts.runs, "texts": self.texts.calls}
 
