@@ -162,6 +162,25 @@ def test_a_compaction_keeps_the_complete_state(store):
     assert state.complete and len(state.history("u1")) == 7
 
 
+def test_compaction_leaves_full_files_alone(store, monkeypatch):
+    """Files of INTERACTION_FILE_ROWS rows or more are not rewritten, so compacting a large
+    table costs what its small files hold; the small ones become one, and no row is lost."""
+    import mmrec.catalog.store as store_module
+    from mmrec.recommend.from_catalog import compact_interactions
+
+    monkeypatch.setattr(store_module, "INTERACTION_FILE_ROWS", 20)  # the fixture's 20 rows: one full file
+    ds = store.interactions_table().to_lance
+    full = [f.fragment_id for f in ds().get_fragments()]
+    for i in range(3):
+        record_events(store, [{"user": "u1", "item": IDS[40 + i], "event": "like", "timestamp": 1.7e9 + i}])
+    assert store.interaction_fragments() == 3
+    compact_interactions(store, indexes=False)
+    after = ds().get_fragments()
+    assert [f.fragment_id for f in after][:1] == full and len(after) == 2
+    assert store.interaction_fragments() == 1 and ds().count_rows() == 23
+    assert len(stored_interactions(store, user="u1")) == 7
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_a_sibling_workers_event_shows_at_once_when_writes_are_shared(store, shared):
     """A service's workers each hold the interactions; with shared writes a request checks
@@ -291,7 +310,7 @@ def test_appended_rows_names_what_commits_appended_and_nothing_else(store):
     got = appended_rows(table, v0, table.version, ["user_id", "item_id"])
     assert sorted(got.column("item_id").to_pylist()) == [IDS[1], IDS[2]]
     v1 = table.version
-    store.optimize_interactions()  # rewrites files, adds no row
+    store.compact_interactions()  # rewrites files, adds no row
     assert table.version > v1 and appended_rows(table, v1, table.version).num_rows == 0
     v2 = table.version
     table.delete("user_id = 'u9'")

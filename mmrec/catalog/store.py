@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ITEMS, SEGMENTS, ERRORS, META = "items", "segments", "errors", "meta"
 INTERACTIONS = "interactions"
+# rows of an interactions file that compaction leaves alone: bounds its work on a large
+# table, while keeping a million rows in ~60 files (each file a read must open)
+INTERACTION_FILE_ROWS = 16_384
 
 
 class CatalogNotFoundError(MmrecError):
@@ -487,17 +490,33 @@ class CatalogStore:
         return None if table is None else appended_rows(table, since, until)
 
     def interaction_fragments(self) -> int:
-        """Small data files of the interactions table: each live event batch adds one, and a
-        scan reads them all, so a long-lived writer compacts them (optimize_interactions)."""
+        """Small data files of the interactions table (under INTERACTION_FILE_ROWS rows): each
+        live event batch adds one, and a scan reads them all, so a long-lived writer compacts
+        them (compact_interactions). Counted from the manifest: no file is read."""
         table = self.interactions_table()
-        return 0 if table is None else int(table.stats()["fragment_stats"]["num_small_fragments"])
+        if table is None:
+            return 0
+        return sum(f.metadata.physical_rows < INTERACTION_FILE_ROWS for f in table.to_lance().get_fragments())
 
-    def optimize_interactions(self) -> None:
-        """Compact the interactions table's files and bring its indexes up to date (one
-        commit: readers see the same rows before and after)."""
+    def compact_interactions(self, indexes: bool = True) -> None:
+        """Merge the interactions table's small files into files of up to INTERACTION_FILE_ROWS
+        rows (files that size are left alone, so the work stays bounded however large the
+        table grows) and, with indexes, take the new rows into its indexes (a rewrite of
+        each; rows not yet in an index are scanned meanwhile). Readers see the same rows."""
+        table = self.interactions_table()
+        if table is None:
+            return
+        ds = table.to_lance()
+        ds.optimize.compact_files(target_rows_per_fragment=INTERACTION_FILE_ROWS)
+        if indexes:
+            ds.optimize.optimize_indices()
+
+    def prune_interaction_versions(self, older_than: timedelta = timedelta(days=7)) -> None:
+        """Delete the files only versions older than this use (each event commit makes a
+        version); makes no commit, so it needs no lock."""
         table = self.interactions_table()
         if table is not None:
-            table.optimize()
+            table.to_lance().cleanup_old_versions(older_than=older_than)
 
     def interactions(self, user: str | None = None,
                      items: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -222,11 +222,11 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     return record_event_batches(store, [(records, partial)], source)[0]
 
 
-def compact_interactions(store: CatalogStore) -> None:
-    """Compact the interactions table's files (the caller holds the interactions lock); the
-    user-state cache keeps what it holds, as the rows are the same."""
+def compact_interactions(store: CatalogStore, indexes: bool = True) -> None:
+    """Compact the interactions table's files (and its indexes; the caller holds the
+    interactions lock); the user-state cache keeps what it holds, as the rows are the same."""
     with _state(store).compacting():
-        store.optimize_interactions()
+        store.compact_interactions(indexes)
 
 
 def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[Mapping[str, Any]], bool]],

@@ -25,7 +25,7 @@ from mmrec.recommend.users import (
     UserVectorConfig,
     UserVectorError,
     block_similarity,
-    contribution_shares,
+    contribution_shares_many,
     most_similar,
     unit_rows,
     user_vector,
@@ -376,11 +376,12 @@ def recommend(users: np.ndarray, items: np.ndarray, layout: FusionLayout, option
         h = histories[u] if histories is not None else None
         because_of = _Because(h, items, titles, kinds) if options.explain else None
         recs: list[Recommendation] = []
-        for pos, (j, s) in enumerate(zip(idx[u], sc[u], strict=True)):
-            if j < 0:
-                break
-            item = np.asarray(items[j], dtype=np.float32)
-            contrib, shares = contribution_shares(users[u], item, layout)
+        pad = np.flatnonzero(idx[u] < 0)  # -1 pads a list shorter than k
+        picked = idx[u][: pad[0] if pad.size else idx[u].size]
+        rows = np.asarray(items[picked], dtype=np.float32)
+        parts = contribution_shares_many(users[u], rows, layout) if len(picked) else []
+        listed = zip(picked, sc[u][: len(picked)], rows, parts, strict=True)
+        for pos, (j, s, item, (contrib, shares)) in enumerate(listed):
             because_idx = sentence = None
             if because_of is not None:
                 because_idx, because, loved = because_of(int(j), item)

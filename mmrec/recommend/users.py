@@ -322,11 +322,22 @@ def contribution_shares(user: np.ndarray, item: np.ndarray,
 
     Negative contributions get share 0; all shares are 0 when nothing contributes positively.
     """
-    contrib = {m: float(s[0]) for m, s in layout.modality_scores(np.asarray(user, np.float32),
-                                                                 np.asarray(item, np.float32)).items()}
-    total = sum(max(c, 0.0) for c in contrib.values())
-    shares = {m: (max(c, 0.0) / total if total > 0 else 0.0) for m, c in contrib.items()}
-    return contrib, shares
+    return contribution_shares_many(user, np.atleast_2d(item), layout)[0]
+
+
+def contribution_shares_many(user: np.ndarray, items: np.ndarray,
+                             layout: FusionLayout) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """contribution_shares for each row of `items` [k, D], from one product per modality
+    (a recommendation list's bars cost one call, not k)."""
+    rows = np.atleast_2d(np.asarray(items, np.float32))
+    scores = layout.modality_scores(np.asarray(user, np.float32), rows)
+    names = list(scores)
+    contrib = np.stack([scores[m] for m in names], axis=1).astype(np.float64)  # [k, M]
+    pos = np.maximum(contrib, 0.0)
+    total = pos.sum(axis=1, keepdims=True)
+    shares = np.divide(pos, total, out=np.zeros_like(pos), where=total > 0)
+    return [(dict(zip(names, c.tolist(), strict=True)), dict(zip(names, s.tolist(), strict=True)))
+            for c, s in zip(contrib, shares, strict=True)]
 
 
 def block_similarity(a: np.ndarray, b: np.ndarray, layout: FusionLayout) -> dict[str, float]:
