@@ -171,3 +171,29 @@ def test_live_events_keep_the_popularity_count_without_a_recount(tmp_path, monke
     s.add_interactions([{"key": f"x{u}", "user_id": f"x{u}", "item_id": "i1", "event": "like", "value": None,
                          "timestamp": 1.9e9, "text": None, "source": "other process"} for u in range(5)])
     assert popularity_top(s) == count_popularity_top(s) == 7  # rows it did not record: counted afresh
+
+
+def test_candidates_from_a_resident_copy_are_sliced_from_it(store, monkeypatch):
+    """A long-lived reader's copy gives the candidates as array slices, reading no item table,
+    and the list is the whole catalog's (its candidates are the exact nearest under 20k rows)."""
+    import mmrec.recommend.from_catalog as from_catalog
+    from mmrec.catalog import keep_resident
+
+    opts = RecommendOptions(k=10, explain=True, rerank=RerankConfig(popularity_weight=0.3, diversity=0.3))
+    now = 1.79e9
+    whole = {u: recommend_for_user(store, opts, user=u, now=now).to_json() for u in ("user0", "user7")}
+    reader = CatalogStore.open(store.path)
+    keep_resident(reader, poll_s=3600)
+    monkeypatch.setattr(from_catalog, "EXACT_SEARCH_BELOW", 0)
+
+    def refuse(*a, **kw):
+        raise AssertionError("the item table was read")
+    monkeypatch.setattr(reader.items, "search", refuse)
+    monkeypatch.setattr(reader.items, "to_lance", refuse)
+    for user, want in whole.items():
+        got = recommend_for_user(reader, opts, user=user, now=now)
+        assert len(got.items.ids) < N / 4
+        assert [r["item_id"] for r in got.to_json()] == [r["item_id"] for r in want]
+        for a, b in zip(got.to_json(), want, strict=True):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-5) and a["because"] == b["because"]
+            assert a["scores"] == pytest.approx(b["scores"], abs=1e-5)

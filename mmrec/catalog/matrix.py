@@ -29,6 +29,14 @@ class ItemMatrix:
     ingested_at: np.ndarray  # epoch seconds [N]
     index: dict[str, int] = field(default_factory=dict)
 
+    def subset(self, positions: Sequence[int]) -> ItemMatrix:
+        """These rows of the matrix, in this order (arrays sliced, no row built)."""
+        at = np.asarray(positions, dtype=np.int64)
+        ids = [self.ids[p] for p in positions]
+        return ItemMatrix(ids, [self.paths[p] for p in positions], [self.titles[p] for p in positions],
+                          [self.kinds[p] for p in positions], self.vectors[at], self.ingested_at[at],
+                          {i: n for n, i in enumerate(ids)})
+
     def rows(self, positions: Iterable[int], columns: Sequence[str]) -> list[dict[str, Any]]:
         """These items as table rows (only MATRIX_COLUMNS), like a LanceDB read returns."""
         getters = {"id": self.ids, "path": self.paths, "title": self.titles, "kind": self.kinds}

@@ -44,7 +44,7 @@ from mmrec.recommend.ranker import (
 )
 from mmrec.recommend.state import UserState, popularity_by_item, user_state
 from mmrec.recommend.users import UserVectorConfig, cold_start_vector, embed_comments, split_interests
-from mmrec.search import EXACT_SEARCH_BELOW, nearest_rows, query_weights, search_kind
+from mmrec.search import EXACT_SEARCH_BELOW, nearest_rows, query_weights, resident_nearest, search_kind
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,21 @@ def _items_of(store: CatalogStore, ids: Iterable[str]) -> ItemMatrix:
     if copy is None:
         return load_items(store, ids)
     positions = [p for p in map(copy.items.index.get, ids) if p is not None]
-    rows = copy.items.rows(positions, MATRIX_COLUMNS)
-    if not rows:
-        return load_items(store, [])
-    return ItemMatrix([r["id"] for r in rows], [r["path"] for r in rows], [r["title"] for r in rows],
-                      [r["kind"] for r in rows], copy.items.vectors[positions],
-                      copy.items.ingested_at[positions], {r["id"]: n for n, r in enumerate(rows)})
+    return copy.items.subset(positions) if positions else load_items(store, [])
+
+
+def _with_nearest(store: CatalogStore, items: ItemMatrix, query: np.ndarray, n: int) -> ItemMatrix:
+    """items, then the n nearest items to query that it does not hold (sliced from a
+    long-lived reader's copy when it has one, else read in the search)."""
+    near = resident_nearest(store, query, n)
+    if near is None:
+        return with_rows(items, nearest_rows(store, query, n, MATRIX_COLUMNS))
+    copy, top, _ = near
+    held = [p for p in map(copy.items.index.get, items.ids) if p is not None]
+    if len(held) < len(items.ids):  # a history item the copy lacks (a commit between): by rows
+        return with_rows(items, copy.items.rows(top.tolist(), MATRIX_COLUMNS))
+    mine = set(held)
+    return copy.items.subset(held + [p for p in top.tolist() if p not in mine])
 
 
 def item_resolver(store: CatalogStore, base: Path | None = None) -> Callable[[str], str | None]:
@@ -419,7 +428,7 @@ def recommend_for_user(store: CatalogStore, options: RecommendOptions, *, user: 
     popularity = None
     if two_stage:  # the index's nearest items, then every stage on those candidates only
         fetch = max(options.k, options.k * options.candidate_factor) + len(mine)
-        items = with_rows(items, nearest_rows(store, users[0], fetch, MATRIX_COLUMNS))
+        items = _with_nearest(store, items, users[0], fetch)
         state = _state(store)
         top = state.top()
         top = popularity_top(store) if top is None else top

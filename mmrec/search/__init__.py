@@ -2,7 +2,7 @@
 index whose breadth is calibrated on the catalog, plus a sketch for queries far from every item.
 """
 
-from .in_memory import prepare_resident
+from .in_memory import prepare_resident, resident_nearest
 from .index import (
     DEFAULT_KIND,
     EXACT_SEARCH_BELOW,
@@ -43,4 +43,5 @@ __all__ = [
     "index_entry", "nearest_ids", "nearest_items", "nearest_rows", "nearest_segments", "search_kind",
     "vector_index_status", "SPREAD_KEY", "balanced", "default_weights", "measure_spreads", "query_weights",
     "random_modalities", "record_spreads", "stored_spreads", "prepare_resident",
+    "resident_nearest",
 ]

@@ -40,6 +40,21 @@ def resident_rows(store: CatalogStore, query: np.ndarray, limit: int, columns: l
     """The top `limit` items by query · fused as rows of these columns (with `_distance`,
     1 - score, like a LanceDB search), best first; None when the store keeps no current
     copy, or when only the ANN index would be quick enough."""
+    near = resident_nearest(store, query, limit, exact)
+    if near is None:
+        return None
+    copy, top, scores = near
+    rows = copy.items.rows(top.tolist(), [c for c in columns if c != "_distance"])
+    for row, s in zip(rows, scores, strict=True):
+        row["_distance"] = 1.0 - float(s)
+    return rows
+
+
+def resident_nearest(store: CatalogStore, query: np.ndarray, limit: int, exact: bool | None = None
+                     ) -> tuple[ResidentItems, np.ndarray, np.ndarray] | None:
+    """(the copy, positions in it of the top `limit` items by query · fused, best first, their
+    scores), or None as for resident_rows: for a caller that takes the copy's arrays as they
+    are (a recommendation's candidates), with no row built."""
     copy = resident_items(store)
     if copy is None:
         return None
@@ -58,10 +73,7 @@ def resident_rows(store: CatalogStore, query: np.ndarray, limit: int, columns: l
     take = min(limit, len(cand))
     top = np.argpartition(-scores, take - 1)[:take] if take < len(cand) else np.arange(len(cand))
     top = top[np.lexsort((cand[top], -scores[top]))]  # best first; ties: the earlier row
-    rows = copy.items.rows(cand[top].tolist(), [c for c in columns if c != "_distance"])
-    for row, s in zip(rows, scores[top], strict=True):
-        row["_distance"] = 1.0 - float(s)
-    return rows
+    return copy, cand[top], scores[top]
 
 
 def _sketch_candidates(store: CatalogStore, copy: ResidentItems, q: np.ndarray, limit: int,
