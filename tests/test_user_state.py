@@ -181,6 +181,18 @@ def test_compaction_leaves_full_files_alone(store, monkeypatch):
     assert len(stored_interactions(store, user="u1")) == 7
 
 
+def test_pruning_old_versions_keeps_the_rows(store):
+    from datetime import timedelta
+
+    for i in range(3):
+        record_events(store, [{"user": "u2", "item": IDS[30 + i], "event": "like", "timestamp": 1.7e9 + i}])
+    ds = store.interactions_table().to_lance
+    before = len(ds().versions())
+    store.prune_interaction_versions(older_than=timedelta(0))
+    assert len(ds().versions()) < before and ds().count_rows() == 23
+    assert len(stored_interactions(store, user="u2")) == 7
+
+
 @pytest.mark.parametrize("shared", [False, True])
 def test_a_sibling_workers_event_shows_at_once_when_writes_are_shared(store, shared):
     """A service's workers each hold the interactions; with shared writes a request checks
