@@ -29,6 +29,10 @@ class ItemMatrix:
     ingested_at: np.ndarray  # epoch seconds [N]
     index: dict[str, int] = field(default_factory=dict)
 
+    def positions(self, ids: Iterable[str]) -> list[int]:
+        """Rows of these item ids, in their order (ids the matrix lacks left out)."""
+        return [p for p in map(self.index.get, ids) if p is not None]
+
     def subset(self, positions: Sequence[int]) -> ItemMatrix:
         """These rows of the matrix, in this order (arrays sliced, no row built)."""
         at = np.asarray(positions, dtype=np.int64)

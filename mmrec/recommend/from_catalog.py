@@ -100,7 +100,7 @@ def _items_of(store: CatalogStore, ids: Iterable[str]) -> ItemMatrix:
     copy = resident_items(store)
     if copy is None:
         return load_items(store, ids)
-    positions = [p for p in map(copy.items.index.get, ids) if p is not None]
+    positions = copy.items.positions(ids)
     return copy.items.subset(positions) if positions else load_items(store, [])
 
 
@@ -111,7 +111,7 @@ def _with_nearest(store: CatalogStore, items: ItemMatrix, query: np.ndarray, n: 
     if near is None:
         return with_rows(items, nearest_rows(store, query, n, MATRIX_COLUMNS))
     copy, top, _ = near
-    held = [p for p in map(copy.items.index.get, items.ids) if p is not None]
+    held = copy.items.positions(items.ids)
     if len(held) < len(items.ids):  # a history item the copy lacks (a commit between): by rows
         return with_rows(items, copy.items.rows(top.tolist(), MATRIX_COLUMNS))
     mine = set(held)
