@@ -213,7 +213,7 @@ import importlib.abc, sys
 
 class Absent(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("ray", "lance_ray", "lance"):
+        if name.split(".")[0] in ("ray", "lance_ray"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, Absent())  # as if mmrec[ray] were not installed
@@ -239,25 +239,29 @@ for args in (("ingest", lib, "--db", db, "--engine", "ray"),
              ("recommend", "--db", db, "--all-users", "--out", out, "--engine", "ray")):
     assert "Ray is not installed: pip install 'mmrec[ray]'" in run(*args, code=1)
 import mmrec
-loaded = [m for m in sys.modules if m.split(".")[0] in ("ray", "lance_ray", "lance")]
+loaded = [m for m in sys.modules if m.split(".")[0] in ("ray", "lance_ray")]
 assert not loaded, loaded
 print("local without ray: ok")
 """
 
 
 def test_everything_local_works_without_ray(lib, tmp_path):
-    """With ray, lance_ray and pylance unimportable: import mmrec and the local commands work,
-    and --engine ray names the install."""
+    """With ray and lance_ray unimportable: import mmrec and the local commands work, and
+    --engine ray names the install."""
     out = subprocess.run([sys.executable, "-c", RAY_ABSENT, str(lib), str(tmp_path / "c.lance"),
                           str(tmp_path / "recs.parquet")], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0 and "local without ray: ok" in out.stdout, out.stderr[-3000:]
 
 
 def test_only_the_distributed_package_imports_ray():
-    """Ray, lance-ray and pylance are imported by mmrec/distributed/ only (an optional extra)."""
-    bad = [f"{e.where} imports {e.module}" for e in graph(ROOT)
-           if any(under(e.module, m) for m in ("ray", "lance_ray", "lance"))
+    """Ray and lance-ray are imported by mmrec/distributed/ only (an optional extra); Lance
+    itself by that and the catalog only (everything else goes through LanceDB)."""
+    edges = graph(ROOT)
+    bad = [f"{e.where} imports {e.module}" for e in edges
+           if any(under(e.module, m) for m in ("ray", "lance_ray"))
            and not under(e.importer, "mmrec.distributed")]
+    bad += [f"{e.where} imports {e.module}" for e in edges if under(e.module, "lance")
+            and not any(under(e.importer, p) for p in ("mmrec.distributed", "mmrec.catalog"))]
     assert bad == []
 
 

@@ -333,3 +333,33 @@ def test_appended_rows_names_what_commits_appended_and_nothing_else(store):
     store.add_interactions([{**row[0], "value": 2.0}])  # matches a stored key: an update
     assert appended_rows(table, v3, table.version) is None
     assert appended_rows(table, table.version, table.version - 1) is None  # backwards
+
+
+def test_appends_land_on_top_of_other_writers_and_on_tables_older_than_a_column(tmp_path):
+    """add_interactions(new=True) appends with Lance itself: on a table made before the
+    `sentiment` column, after another handle's commits, and each returns the version it
+    wrote, which LanceDB's own handle then reads."""
+    import pyarrow as pa
+
+    from mmrec.catalog.store import INTERACTIONS, INTERACTIONS_SCHEMA
+
+    store = build_catalog(tmp_path / "cat.lance", 10, [("text", 8)])
+    old_schema = pa.schema([f for f in INTERACTIONS_SCHEMA if f.name != "sentiment"])
+    old = stored_rows([Interaction("u1", IDS[0], "like", None, 1.7e9, None)], "old")
+    store.db.create_table(INTERACTIONS, pa.Table.from_pylist(old, schema=old_schema))
+    store = CatalogStore.open(store.path)
+    before = store.interactions_table().version
+    fresh = stored_rows([Interaction("u1", IDS[1], "like", None, 1.7e9, "great")], "x")
+    fresh[0]["sentiment"] = 0.5
+    assert store.add_interactions(fresh, new=True) == (1, before + 2)  # the column, then the rows
+    other = _other(store)
+    for i in range(2):
+        view = Interaction("u2", IDS[2 + i], "view", None, 1.7e9, None)
+        _, written = other.add_interactions(stored_rows([view], "y"), new=True)
+    assert store.interactions_version() == written
+    _, mine = store.add_interactions(stored_rows([Interaction("u3", IDS[5], "like", None, 1.7e9, None)], "z"),
+                                     new=True)
+    assert mine == written + 1 == store.interactions_table().version == other.interactions_version()
+    rows = {r["item_id"]: r for r in store.interactions_table().to_arrow().to_pylist()}
+    assert sorted(rows) == sorted(IDS[i] for i in (0, 1, 2, 3, 5))
+    assert rows[IDS[0]]["sentiment"] is None and rows[IDS[1]]["sentiment"] == 0.5

@@ -104,8 +104,7 @@ class UserState:
         seen = None if kept is None else kept.version("interactions")
         if seen is not None and self._version is not None and seen <= self._version:
             return self._version
-        table = self.store.interactions_table()
-        return -1 if table is None else int(table.version)
+        return self.store.interactions_version()
 
     def _current(self, version: int | None = None) -> None:
         """Bring what is held to the table's version (or this one): complete state takes in
@@ -262,8 +261,7 @@ class UserState:
     # -- this store's writes ----------------------------------------------------------
     def before_write(self) -> int:
         """The table version a write starts from (call under the interactions lock)."""
-        table = self.store.interactions_table()
-        return -1 if table is None else int(table.version)
+        return self.store.interactions_version()
 
     @contextmanager
     def writing(self) -> Iterator[int]:
