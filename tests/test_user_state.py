@@ -363,3 +363,30 @@ def test_appends_land_on_top_of_other_writers_and_on_tables_older_than_a_column(
     rows = {r["item_id"]: r for r in store.interactions_table().to_arrow().to_pylist()}
     assert sorted(rows) == sorted(IDS[i] for i in (0, 1, 2, 3, 5))
     assert rows[IDS[0]]["sentiment"] is None and rows[IDS[1]]["sentiment"] == 0.5
+
+
+def test_events_committed_during_a_compactions_rewrite_are_kept(store):
+    """The compaction rewrites files before it takes the lock and commits inside it: an
+    event another writer commits between the two stays, and the state stays complete."""
+    from contextlib import contextmanager
+
+    from mmrec.recommend.from_catalog import compact_interactions
+
+    state = _state(store)
+    assert state.fill()
+    for i in range(3):
+        record_events(store, [{"user": "u1", "item": IDS[40 + i], "event": "like", "timestamp": 1.7e9 + i}])
+    other, taken = _other(store), []
+
+    @contextmanager
+    def locked():  # the rewrite is done: a sibling's event lands just before the lock
+        record_events(other, [{"user": "u1", "item": IDS[45], "event": "like", "timestamp": 1.7e9}])
+        taken.append(store.interaction_fragments())
+        yield
+
+    compact_interactions(store, indexes=True, locked=locked)
+    assert taken == [5]  # the fixture's file, three events and the sibling's: not compacted yet
+    assert store.interaction_fragments() == 2  # the four it rewrote became one; the sibling's stays
+    assert store.interactions_table().count_rows() == 24
+    assert {IDS[40], IDS[41], IDS[42], IDS[45]} <= {r.item_id for r in state.history("u1")}
+    assert len(stored_interactions(store, user="u1")) == 8 == len(state.history("u1")) and state.complete

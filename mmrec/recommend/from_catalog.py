@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -231,11 +232,19 @@ def record_events(store: CatalogStore, records: Sequence[Mapping[str, Any]], par
     return record_event_batches(store, [(records, partial)], source)[0]
 
 
-def compact_interactions(store: CatalogStore, indexes: bool = True) -> None:
-    """Compact the interactions table's files (and its indexes; the caller holds the
-    interactions lock); the user-state cache keeps what it holds, as the rows are the same."""
-    with _state(store).compacting():
-        store.compact_interactions(indexes)
+def compact_interactions(store: CatalogStore, indexes: bool = True,
+                         locked: Callable[[], AbstractContextManager[Any]] = nullcontext) -> None:
+    """Compact the interactions table's files (and its indexes); `locked()` takes the
+    interactions lock for the commits only (CatalogStore.compact_interactions). The
+    user-state cache keeps what it holds, as the rows are the same."""
+    state = _state(store)
+
+    @contextmanager
+    def committing() -> Iterator[None]:
+        with locked(), state.compacting():
+            yield
+
+    store.compact_interactions(indexes, committing)
 
 
 def record_event_batches(store: CatalogStore, batches: Sequence[tuple[Sequence[Mapping[str, Any]], bool]],
