@@ -483,8 +483,8 @@ class CatalogStore:
     def _append(self, data: pa.Table) -> int:
         """Append rows with Lance itself, returning the version written. LanceDB's add hops
         to its event-loop thread and back several times, and each hop waits for the GIL:
-        among a service's busy request threads a 3 ms append took 7.6 ms, half of it
-        those waits. A dataset behind other writers' commits still appends on top of them."""
+        beside a thread busy in Python an append took 36 ms that way and 17 ms directly.
+        A dataset behind other writers' commits still appends on top of them."""
         import lance
 
         ds = self._interactions_dataset()

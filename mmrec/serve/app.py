@@ -150,9 +150,9 @@ def _writer(config: ServeConfig) -> Any:
 
 # -- routes ----------------------------------------------------------------------------
 def _ok(body: Any) -> Response:
-    """A route's answer as JSON bytes. A route that returned the dict would have FastAPI
-    validate it against its annotation in a second hop to the thread pool, then serialise
-    it: the same bytes (pydantic's JSON writer) for one more GIL hand-off per request."""
+    """A route's answer as JSON bytes. A returned dict would make FastAPI validate it
+    against the route's annotation in a second hop to the thread pool before serialising
+    it; this writes the same bytes (pydantic's JSON writer) without that hop."""
     return Response(to_json(body), media_type="application/json")
 
 
